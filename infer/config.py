@@ -1,0 +1,169 @@
+"""The one config that flows video -> pairs -> model -> checkpoint -> ONNX -> rollout -> video.
+
+It is saved as `config.json` in the run directory and inside the ONNX model's metadata, so every later
+stage reads the same values instead of being told them again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from infer.errors import UserError
+
+PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
+STRATEGIES = ("auto", "default", "mirrored", "multiworker")
+FITS = ("squash", "crop")
+SPLIT_NAMES = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    videos: tuple[str, ...] = ()
+    height: int = 256
+    width: int = 256
+    fit: str = "squash"  # squash: stretch to the frame size (and back at rollout); crop: center-crop
+    stride: int = 100  # source frames between a pair's input and its target: one rollout step
+    hop: int = 0  # source frames between consecutive pair starts; 0 means `stride`
+    splits: tuple[float, float, float] = (0.7, 0.15, 0.15)  # train, val, test: in time, never random
+    jitter: float = 0.12  # upscale by this much, then random-crop back (same for both frames)
+    mirror: bool = False  # mirroring reverses the motion to learn: off for video
+    shuffle_buffer: int = 2048
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    filters: int = 64  # filters of the first U-Net block; doubles per block up to 8x
+    depth: int = 8  # down blocks; frame height and width must be multiples of 2**depth
+    dropout: float = 0.5  # in the first three up blocks, training only
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    steps: int = 40_000
+    batch_size: int = 1  # global, over all replicas
+    learning_rate: float = 2e-4
+    beta1: float = 0.5
+    l1_weight: float = 100.0
+    lr_decay: bool = True  # linear decay to 0 over the second half (pix2pix)
+    precision: str = "auto"  # auto: mixed_float16 on GPU, float32 on CPU
+    strategy: str = "auto"  # auto: multiworker with TF_CONFIG, mirrored on >1 GPU, else default
+    xla: bool = False
+    seed: int = 0
+    deterministic: bool = False
+    eval_every: int = 1000
+    checkpoint_every: int = 1000
+    eval_pairs: int = 64  # validation pairs scored at each eval (all of them at the end)
+    preview_steps: int = 24
+
+
+@dataclass(frozen=True)
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    @property
+    def hop(self) -> int:
+        return self.data.hop or self.data.stride
+
+    @property
+    def frame_size(self) -> tuple[int, int]:
+        return self.data.height, self.data.width
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    def fingerprint(self) -> str:
+        """Short hash of everything that shapes the model and its data."""
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> Config:
+        return apply(cls(), values)
+
+    def validate(self) -> Config:
+        d, m, t = self.data, self.model, self.train
+        if d.stride < 1 or d.hop < 0:
+            raise UserError(f"stride must be >= 1 and hop >= 1 (got stride {d.stride}, hop {d.hop})")
+        if len(d.splits) != 3 or any(f < 0 for f in d.splits) or abs(sum(d.splits) - 1) > 1e-6:
+            raise UserError(
+                f"split fractions {list(d.splits)} must be three non-negative numbers (train, val, test) "
+                f"summing to 1, e.g. 0.7,0.15,0.15"
+            )
+        if d.fit not in FITS:
+            raise UserError(f"fit must be one of {', '.join(FITS)} (got {d.fit!r})")
+        multiple = 2**m.depth
+        if d.height % multiple or d.width % multiple or min(d.height, d.width) < multiple:
+            raise UserError(
+                f"frame size {d.height}x{d.width} can't be taken by a depth-{m.depth} U-Net: height and width "
+                f"must be multiples of {multiple}; pick another size or depth"
+            )
+        if m.filters < 1 or not 0 <= m.dropout < 1:
+            raise UserError(f"filters must be >= 1 and dropout in [0, 1) (got {m.filters}, {m.dropout})")
+        if t.precision not in PRECISIONS:
+            raise UserError(f"precision must be one of {', '.join(PRECISIONS)} (got {t.precision!r})")
+        if t.strategy not in STRATEGIES:
+            raise UserError(f"strategy must be one of {', '.join(STRATEGIES)} (got {t.strategy!r})")
+        if t.steps < 1 or t.batch_size < 1:
+            raise UserError(f"steps and batch size must be >= 1 (got {t.steps}, {t.batch_size})")
+        return self
+
+
+PRESETS: dict[str, dict[str, dict[str, Any]]] = {
+    # Seconds on a CPU: for tests.
+    "tiny": {
+        "data": {"height": 64, "width": 64, "stride": 2, "hop": 1, "shuffle_buffer": 256},
+        "model": {"filters": 8, "depth": 6},
+        "train": {"steps": 40, "eval_every": 20, "checkpoint_every": 20, "eval_pairs": 8,
+                  "preview_steps": 8},
+    },
+    # About ten minutes on two CPU cores with the bundled clip, and still shows motion.
+    "demo": {
+        "data": {"height": 128, "width": 128, "stride": 6, "hop": 1},
+        "model": {"filters": 16, "depth": 7},
+        "train": {"steps": 1500, "eval_every": 250, "checkpoint_every": 250, "eval_pairs": 32},
+    },
+    # The paper's generator and discriminator at 256x256.
+    "pix2pix": {},
+}
+
+
+def apply(config: Config, values: dict[str, Any], where: str = "config") -> Config:
+    """A copy of `config` with `values` ({section: {field: value}}) applied; unknown keys are errors."""
+    sections = {f.name: f for f in dataclasses.fields(config)}
+    updated = {}
+    for name, fields_ in values.items():
+        if name not in sections or not isinstance(fields_, dict):
+            raise UserError(f"{where}: unknown section {name!r}; expected one of {', '.join(sections)}")
+        section = getattr(config, name)
+        known = {f.name: f for f in dataclasses.fields(section)}
+        for key in fields_:
+            if key not in known:
+                raise UserError(f"{where}: unknown option {name}.{key}; known: {', '.join(known)}")
+        coerced = {k: tuple(v) if isinstance(v, list) else v for k, v in fields_.items()}
+        updated[name] = dataclasses.replace(section, **coerced)
+    return dataclasses.replace(config, **updated)
+
+
+def resolve(preset: str, config_file: Path | None, overrides: dict[str, dict[str, Any]]) -> Config:
+    """Preset, then the TOML file, then command-line options: each later one wins."""
+    if preset not in PRESETS:
+        raise UserError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    config = apply(Config(), PRESETS[preset], f"preset {preset}")
+    if config_file is not None:
+        try:
+            values = tomllib.loads(config_file.read_text())
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
+            raise UserError(f"can't read config file {config_file}: {error}") from None
+        config = apply(config, values, str(config_file))
+    given = {s: {k: v for k, v in fs.items() if v is not None} for s, fs in overrides.items()}
+    return apply(config, {s: fs for s, fs in given.items() if fs}, "command line").validate()

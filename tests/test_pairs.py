@@ -1,0 +1,132 @@
+"""The pair plan and the tf.data pipeline: pairs exactly `stride` apart, in time, splits disjoint."""
+
+import json
+
+import numpy as np
+import pytest
+from conftest import read_barcode, write_video
+from typer.testing import CliRunner
+
+from infer.config import resolve
+from trainer import data
+from trainer.plan import plan
+from trainer.train import app
+
+
+def config_for(video, **data_options):
+    return resolve("tiny", None, {"data": {"videos": (str(video),), **data_options}})
+
+
+@pytest.mark.parametrize(("stride", "hop"), [(1, 1), (5, 1), (5, 5), (7, 3), (15, 15)])
+def test_pairs_are_exactly_stride_apart_in_time_order_and_splits_share_no_frame(barcode_video, stride, hop):
+    config = config_for(barcode_video, stride=stride, hop=hop)
+    plans = plan(config)
+    seen: dict[str, set[int]] = {}
+    for split in ("train", "val", "test"):
+        pairs = [(read_barcode(a), read_barcode(b)) for a, b in data.pair_stream(config, plans, split)]
+        expected = plans[0].splits[split].pairs(stride)
+        assert pairs == expected
+        assert all(b - a == stride for a, b in pairs)
+        assert [a for a, _ in pairs] == sorted(a for a, _ in pairs)
+        assert all(later - earlier == hop for (earlier, _), (later, _) in zip(pairs, pairs[1:], strict=False))
+        seen[split] = {f for pair in pairs for f in pair}
+    assert not seen["train"] & seen["val"] and not seen["val"] & seen["test"] and not seen["train"] & seen["test"]
+
+
+def test_default_fractions_split_120_frames_70_15_15(barcode_video):
+    (p,) = plan(config_for(barcode_video, stride=5, hop=1))
+    assert {k: (s.start, s.stop) for k, s in p.splits.items()} == {
+        "train": (0, 84), "val": (84, 102), "test": (102, 120)}
+    assert p.splits["test"].pairs(5)[-1] == (114, 119)  # ends on the true last frame
+
+
+def test_each_video_gives_its_own_pairs(barcode_video, tmp_path):
+    from conftest import barcode_frame
+
+    other = write_video(tmp_path / "other.mp4", (barcode_frame(1000 + i, 64, 96) for i in range(60)))
+    config = resolve("tiny", None, {"data": {"videos": (str(barcode_video), str(other)), "stride": 4}})
+    pairs = [(read_barcode(a), read_barcode(b)) for a, b in data.pair_stream(config, plan(config), "train")]
+    first, second = [p for p in pairs if p[0] < 1000], [p for p in pairs if p[0] >= 1000]
+    assert len(first) == 84 - 4 and len(second) == 42 - 4
+    assert second[0] == (1000, 1004) and second[-1] == (1037, 1041)
+
+
+def test_cached_dataset_gives_the_same_pairs_twice(barcode_video, tmp_path):
+    config = config_for(barcode_video, stride=3, hop=2)
+    pairs = data.split_dataset(config, plan(config), "val", tmp_path)
+    first = [(read_barcode(a.numpy()), read_barcode(b.numpy())) for a, b in pairs]
+    assert (tmp_path / "val.index").exists()
+    second = [(read_barcode(a.numpy()), read_barcode(b.numpy())) for a, b in pairs]
+    assert first == second == plan(config)[0].splits["val"].pairs(3)
+
+
+def test_augmentation_moves_both_frames_alike_and_resumes_exactly(barcode_video, tmp_path):
+    config = config_for(barcode_video, stride=2)
+    frame = np.random.default_rng(0).integers(0, 255, (64, 64, 3), np.uint8)
+    a, b = data.augment(config, np.int64(7), frame, frame)
+    np.testing.assert_array_equal(a.numpy(), b.numpy())
+    again, _ = data.augment(config, np.int64(7), frame, frame)
+    other, _ = data.augment(config, np.int64(8), frame, frame)
+    np.testing.assert_array_equal(a.numpy(), again.numpy())
+    assert not np.array_equal(a.numpy(), other.numpy())
+    assert float(a.numpy().min()) >= -1.0 and float(a.numpy().max()) <= 1.0
+
+    plans = plan(config)
+    pairs = data.split_dataset(config, plans, "train", tmp_path)
+    count = len(plans[0].splits["train"].starts)
+    from_start = [b[0].numpy() for b in data.train_batches(config, pairs, count, 0).take(5)]
+    resumed = [b[0].numpy() for b in data.train_batches(config, pairs, count, 3).take(2)]
+    np.testing.assert_array_equal(from_start[3], resumed[0])
+    np.testing.assert_array_equal(from_start[4], resumed[1])
+
+
+def test_bundled_clip_plan(bundled):
+    (p,) = plan(config_for(bundled, stride=6, hop=1))
+    summary = p.summary()
+    assert summary["frames"] == 720 and summary["size"] == [1280, 720] and summary["fps"] == 24
+    assert {k: v["pairs"] for k, v in summary["splits"].items()} == {"train": 498, "val": 102, "test": 102}
+    assert summary["splits"]["test"]["last_pair"] == (713, 719)
+
+
+def run_cli(*args):
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def test_dry_run_prints_the_plan_as_json(barcode_video):
+    result = run_cli(barcode_video, "--stride", "10", "--hop", "5", "--preset", "tiny", "--dry-run")
+    assert result.exit_code == 0, result.output
+    plan_json = json.loads(result.stdout[result.stdout.index("{"):])
+    video = plan_json["videos"][0]
+    assert video["frames"] == 120 and video["size"] == [96, 64]
+    assert video["splits"]["train"] == {"frames": [0, 83], "pairs": 15, "first_pair": [0, 10],
+                                        "last_pair": [70, 80]}
+    assert "fewer than 20" in result.stderr
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--stride", "200"], "has 120 frames; stride 200 needs at least 201"),
+    (["--splits", "0.5,0.2,0.2"], "summing to 1"),
+    (["--size", "100x100"], "must be multiples of 64"),
+    (["--stride", "60"], "the val split has no pairs"),
+    (["--size", "big"], "is not HEIGHTxWIDTH"),
+])
+def test_bad_plans_are_one_line_and_exit_2(barcode_video, capsys, monkeypatch, args, message):
+    from trainer.train import main
+
+    monkeypatch.setattr("sys.argv", ["epilogue-train", str(barcode_video), "--preset", "tiny", *args, "--dry-run"])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error.startswith("error: ") and message in error
+
+
+def test_missing_video_is_one_line_without_traceback(tmp_path):
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "trainer.train", str(tmp_path / "nope.mp4"), "--dry-run"],
+                            capture_output=True, text=True)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert f"error: video {tmp_path / 'nope.mp4'} does not exist" in result.stderr

@@ -1,0 +1,116 @@
+"""Training: it learns, resumes where it stopped, never goes black in inference, and runs mirrored."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from infer.config import resolve
+from trainer import model
+from trainer.train import train
+
+
+def tiny(video, **train_options):
+    return resolve("tiny", None, {"data": {"videos": (str(video),)}, "train": train_options})
+
+
+@pytest.fixture(scope="module")
+def trained_run(square_video, tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("runs") / "square"
+    train(tiny(square_video, steps=60, eval_every=30, checkpoint_every=30), run_dir)
+    return run_dir
+
+
+def test_validation_l1_goes_down_and_the_run_directory_has_everything(trained_run):
+    evals = [json.loads(line) for line in (trained_run / "evals.jsonl").read_text().splitlines()]
+    assert [e["step"] for e in evals] == [0, 30, 60]
+    assert evals[-1]["l1"] < 0.7 * evals[0]["l1"]
+    metrics = json.loads((trained_run / "metrics.json").read_text())
+    assert metrics["step"] == 60 and set(metrics["test"]) == {"l1", "psnr", "ssim"}
+    for name in ("config.json", "samples/step_000060.png", "previews/step_000060.gif", "best/best.json",
+                 "checkpoints/checkpoint"):
+        assert (trained_run / name).exists(), name
+    assert list((trained_run / "logs").glob("events.out.tfevents.*"))
+
+
+def test_a_finished_run_says_so_instead_of_starting_over(trained_run, square_video, capsys):
+    before = (trained_run / "metrics.json").read_text()
+    train(tiny(square_video, steps=60, eval_every=30, checkpoint_every=30), trained_run)
+    assert "already finished at step 60" in capsys.readouterr().out
+    assert (trained_run / "metrics.json").read_text() == before
+
+
+def test_another_config_on_an_existing_run_is_a_clear_error(trained_run, square_video):
+    from infer.errors import UserError
+
+    with pytest.raises(UserError, match=r"made with another config \(changed: train.steps\)"):
+        train(tiny(square_video, steps=61, eval_every=30, checkpoint_every=30), trained_run)
+
+
+def test_inference_mode_is_not_black_and_equals_training_mode_without_dropout(square_video):
+    from conftest import square_frame
+
+    config = resolve("tiny", None, {"model": {"dropout": 0.0}})
+    generator = model.generator(config)
+    frame = square_frame(3).astype(np.float32)[None] / 127.5 - 1
+    inference = generator(frame, training=False).numpy()
+    training = generator(frame, training=True).numpy()
+    np.testing.assert_allclose(inference, training, atol=1e-6)
+    assert inference.std() > 0.01  # a picture, not a flat (black) frame
+
+
+def test_full_size_generator_matches_pix2pix():
+    assert round(model.generator(resolve("pix2pix", None, {})).count_params() / 1e6, 1) == 54.4
+
+
+def test_deterministic_cpu_runs_repeat_their_losses(square_video, tmp_path):
+    def losses(run):
+        config = tiny(square_video, steps=6, eval_every=100, checkpoint_every=100, deterministic=True, seed=3)
+        train(config, tmp_path / run)
+        return (tmp_path / run / "evals.jsonl").read_text().splitlines()[-1]
+
+    assert losses("a") == losses("b")
+
+
+def test_ctrl_c_checkpoints_and_the_same_command_resumes_and_finishes(square_video, tmp_path):
+    command = [sys.executable, "-m", "trainer.train", str(square_video), "--preset", "tiny", "--steps", "400",
+               "--run-dir", str(tmp_path / "run")]
+    env = {**os.environ, "CI": "1"}
+    first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    for line in first.stdout:
+        if line.startswith("train: step"):
+            first.send_signal(signal.SIGINT)
+            break
+    output = first.stdout.read()
+    assert first.wait(timeout=120) == 130, output
+    assert "resume: run the same command again" in output
+    stopped = int(output.split("stopped at step ")[1].split()[0])
+    assert 0 < stopped < 400
+    second = subprocess.run([*command[:-4], "--steps", "400", *command[-2:]], capture_output=True, text=True,
+                            env=env, timeout=600)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert f"resuming at step {stopped} of 400" in second.stdout
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["step"] == 400
+
+
+def test_mirrored_strategy_on_two_cpu_devices_trains(square_video, tmp_path):
+    script = textwrap.dedent(f"""
+        import json, tensorflow as tf
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+        from infer.config import resolve
+        from trainer.train import train
+        config = resolve("tiny", None, {{"data": {{"videos": ({str(square_video)!r},)}},
+                                         "train": {{"steps": 6, "batch_size": 2, "strategy": "mirrored",
+                                                   "eval_every": 100, "checkpoint_every": 100}}}})
+        train(config, __import__("pathlib").Path({str(tmp_path / "mirrored")!r}))
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr[-3000:]
+    assert "MirroredStrategy (2 replica(s))" in result.stdout
+    assert json.loads((tmp_path / "mirrored" / "metrics.json").read_text())["step"] == 6

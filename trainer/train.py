@@ -1,0 +1,364 @@
+"""Train pix2pix on frame pairs (t -> t + stride) of one or more videos.
+
+Read top to bottom: the command line builds one config; the run directory is opened (or resumed); the
+videos are planned and streamed through tf.data; the models and both optimizers are built inside the
+distribution strategy's scope; then a custom loop runs `strategy.run(train_step)` in a `tf.function`
+(`model.fit` can't run under MultiWorkerMirroredStrategy on Keras 3.15), checkpointing, scoring and
+drawing as it goes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+from pathlib import Path
+from typing import Annotated
+
+import keras
+import numpy as np
+import tensorflow as tf
+import typer
+
+from infer.config import SPLIT_NAMES, Config, resolve
+from infer.errors import UserError, exit_on_user_error, write_text_atomic
+from infer.progress import Steps
+from trainer import data, evaluate, model, rundir
+from trainer.plan import plan
+
+PREVIEW_FPS = 8
+
+
+# ---------------------------------------------------------------- strategy and precision
+def pick_strategy(name: str) -> tf.distribute.Strategy:
+    """auto: multi-worker when TF_CONFIG names a cluster, mirrored over several GPUs, else one device."""
+    gpus = tf.config.list_logical_devices("GPU")
+    if name == "auto":
+        name = "multiworker" if os.environ.get("TF_CONFIG") else "mirrored" if len(gpus) > 1 else "default"
+    if name == "multiworker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if name == "mirrored":
+        devices = gpus or tf.config.list_logical_devices("CPU")
+        return tf.distribute.MirroredStrategy([d.name for d in devices])
+    return tf.distribute.get_strategy()
+
+
+def pick_precision(name: str) -> str:
+    """auto: mixed_float16 on GPU (tensor cores), float32 on CPU (where float16 is slower)."""
+    if name == "auto":
+        return "mixed_float16" if tf.config.list_logical_devices("GPU") else "float32"
+    return name
+
+
+class HalfLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
+    """pix2pix's schedule: constant for the first half, then linearly to 0."""
+
+    def __init__(self, rate: float, steps: int, decay: bool):
+        self.rate, self.steps, self.decay = rate, steps, decay
+
+    def __call__(self, step):
+        if not self.decay:
+            return keras.ops.convert_to_tensor(self.rate, "float32")
+        left = 2.0 * (1.0 - keras.ops.cast(step, "float32") / self.steps)
+        return self.rate * keras.ops.clip(left, 0.0, 1.0)
+
+    def get_config(self) -> dict:
+        return {"rate": self.rate, "steps": self.steps, "decay": self.decay}
+
+
+def optimizer(config: Config, precision: str) -> keras.optimizers.Optimizer:
+    t = config.train
+    adam = keras.optimizers.Adam(HalfLinearDecay(t.learning_rate, t.steps, t.lr_decay), beta_1=t.beta1)
+    # float16 gradients underflow without loss scaling; nothing applies it for us in a custom GAN loop.
+    return keras.optimizers.LossScaleOptimizer(adam) if precision == "mixed_float16" else adam
+
+
+# ---------------------------------------------------------------- the training run
+class Trainer:
+    """Models, optimizers, checkpoints and the distributed step of one run."""
+
+    def __init__(self, config: Config, run_dir: Path, strategy: tf.distribute.Strategy, precision: str):
+        self.config, self.run_dir, self.strategy = config, run_dir, strategy
+        keras.config.set_dtype_policy(precision)
+        with strategy.scope():
+            self.generator = model.generator(config)
+            self.discriminator = model.discriminator(config)
+            self.gen_opt = optimizer(config, precision)
+            self.disc_opt = optimizer(config, precision)
+            # Built now, inside the scope, so their slots are mirrored and restorable (keras#23085).
+            self.gen_opt.build(self.generator.trainable_variables)
+            self.disc_opt.build(self.discriminator.trainable_variables)
+            self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+        keras.config.set_dtype_policy("float32")
+        checkpoint = tf.train.Checkpoint(generator=self.generator, discriminator=self.discriminator,
+                                         gen_opt=self.gen_opt, disc_opt=self.disc_opt, step=self.step)
+        self.latest = tf.train.CheckpointManager(checkpoint, run_dir / "checkpoints", max_to_keep=3)
+        self.best = tf.train.CheckpointManager(checkpoint, run_dir / "best", max_to_keep=1)
+        self.bce = keras.losses.BinaryCrossentropy(from_logits=True, reduction=None)
+        self.mae = keras.losses.MeanAbsoluteError(reduction=None)
+        self.global_batch = config.train.batch_size
+        self.step_fn = tf.function(self._distributed_step)
+        self.replica_step = tf.function(self._train_step, jit_compile=True) if config.train.xla \
+            else self._train_step
+
+    def restore(self) -> int:
+        if self.latest.latest_checkpoint:
+            self.latest.checkpoint.restore(self.latest.latest_checkpoint).assert_existing_objects_matched()
+        return int(self.step.numpy())
+
+    def _per_pair(self, values: tf.Tensor) -> tf.Tensor:
+        return tf.reduce_mean(tf.reshape(values, [tf.shape(values)[0], -1]), axis=1)
+
+    def _average(self, per_pair: tf.Tensor) -> tf.Tensor:
+        """Mean over the global batch: summed over replicas, it is the mean of the whole batch."""
+        return tf.nn.compute_average_loss(per_pair, global_batch_size=self.global_batch)
+
+    def _train_step(self, inp: tf.Tensor, tgt: tf.Tensor) -> dict[str, tf.Tensor]:
+        with tf.GradientTape() as gen_tape, tf.GradientTape() as disc_tape:
+            fake = self.generator(inp, training=True)
+            real_logits = self.discriminator([inp, tgt], training=True)
+            fake_logits = self.discriminator([inp, fake], training=True)
+            gan = self._average(self._per_pair(self.bce(tf.ones_like(fake_logits), fake_logits)))
+            l1 = self._average(self._per_pair(self.mae(tgt, fake)))
+            gen_loss = gan + self.config.train.l1_weight * l1
+            disc_loss = self._average(self._per_pair(self.bce(tf.ones_like(real_logits), real_logits))
+                                      + self._per_pair(self.bce(tf.zeros_like(fake_logits), fake_logits)))
+            gen_scaled = self.gen_opt.scale_loss(gen_loss)
+            disc_scaled = self.disc_opt.scale_loss(disc_loss)
+        gen_vars, disc_vars = self.generator.trainable_variables, self.discriminator.trainable_variables
+        self.gen_opt.apply(gen_tape.gradient(gen_scaled, gen_vars), gen_vars)
+        self.disc_opt.apply(disc_tape.gradient(disc_scaled, disc_vars), disc_vars)
+        return {"gen": gen_loss, "gan": gan, "l1": l1, "disc": disc_loss}
+
+    def _distributed_step(self, inp: tf.Tensor, tgt: tf.Tensor) -> dict[str, tf.Tensor]:
+        losses = self.strategy.run(self.replica_step, args=(inp, tgt))
+        self.step.assign_add(1)
+        return {k: self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in losses.items()}
+
+    def weights_finite(self) -> bool:
+        variables = self.generator.weights + self.discriminator.weights
+        return all(bool(tf.reduce_all(tf.math.is_finite(tf.convert_to_tensor(v)))) for v in variables)
+
+    def save(self, best: bool = False) -> None:
+        """Checkpoint, but never weights that went NaN: the last good checkpoint stays the latest."""
+        if not self.weights_finite():
+            raise UserError(f"training diverged before step {int(self.step.numpy())} (weights are NaN/Inf); the "
+                            f"last good checkpoint is {self.latest.latest_checkpoint}; lower the learning rate")
+        try:
+            (self.best if best else self.latest).save(checkpoint_number=self.step)
+        except (OSError, tf.errors.OpError) as error:
+            raise UserError(f"can't write a checkpoint in {self.run_dir} ({error}); free space or fix "
+                            f"permissions, then run the same command: the previous checkpoint is intact") from None
+
+    def loss_scale(self) -> float | None:
+        return float(self.gen_opt.dynamic_scale.numpy()) if hasattr(self.gen_opt, "dynamic_scale") else None
+
+
+class StopRequest:
+    """SIGINT/SIGTERM ask the loop to stop after the current step, checkpoint, and exit cleanly."""
+
+    def __init__(self):
+        self.signal: int | None = None
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, self._handle)
+
+    def _handle(self, sig: int, _frame) -> None:
+        if self.signal is not None:  # a second Ctrl-C: stop now
+            raise KeyboardInterrupt
+        self.signal = sig
+
+    def restore(self) -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_DFL if sig == signal.SIGTERM else signal.default_int_handler)
+
+
+def print_config(config: Config, precision: str, strategy: tf.distribute.Strategy) -> None:
+    print("epilogue-train, effective config:")
+    for section, values in config.to_dict().items():
+        print(f"  {section:6} " + "  ".join(f"{k}={v}" for k, v in values.items()))
+    print(f"  {'run':6} precision={precision}  strategy={type(strategy).__name__} "
+          f"({strategy.num_replicas_in_sync} replica(s))", flush=True)
+
+
+def fixed_samples(pairs: tf.data.Dataset, count: int, total: int) -> tuple[np.ndarray, np.ndarray]:
+    """`count` validation pairs spread evenly over the split: the same ones at every eval."""
+    every = max(1, total // count)
+    inputs, targets = zip(*[(i.numpy(), t.numpy()) for i, t in pairs.shard(every, 0).take(count)], strict=True)
+    return data.to_model_range(np.stack(inputs)).numpy(), data.to_model_range(np.stack(targets)).numpy()
+
+
+def last_frame(pairs: tf.data.Dataset) -> np.ndarray:
+    """The split's last frame (the last pair's target), in [-1, 1]: where previews start."""
+    *_, (_, target) = pairs
+    return data.to_model_range(target).numpy()
+
+
+def train(config: Config, run_dir: Path) -> Path:
+    """Train (or resume, or report finished) the run in `run_dir`; returns the run directory."""
+    plans = plan(config)
+    record = rundir.open_run(run_dir, config, plans)
+    t = config.train
+    metrics_path = run_dir / "metrics.json"
+    if metrics_path.exists():
+        done = json.loads(metrics_path.read_text())
+        print(f"run {run_dir} already finished at step {done['step']} (val L1 {done['val']['l1']:.4f}, "
+              f"test L1 {done['test'].get('l1', float('nan')):.4f}); nothing to do.\n"
+              f"run: {run_dir}\nnext: epilogue-export {run_dir}")
+        return run_dir
+
+    keras.utils.set_random_seed(t.seed)
+    if t.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    strategy = pick_strategy(t.strategy)
+    precision = pick_precision(t.precision)
+    print_config(config, precision, strategy)
+
+    counts = {s: sum(len(p.splits[s].starts) for p in plans) for s in SPLIT_NAMES}
+    cache = run_dir / "cache"
+    pairs = {s: data.split_dataset(config, plans, s, cache) for s in SPLIT_NAMES}
+    trainer = Trainer(config, run_dir, strategy, precision)
+    start = trainer.restore()
+    print(f"resuming at step {start} of {t.steps}" if start else f"starting: {counts['train']} training pairs")
+
+    batches = strategy.experimental_distribute_dataset(data.train_batches(config, pairs["train"],
+                                                                          counts["train"], start))
+    val_every = max(1, math.ceil(counts["val"] / t.eval_pairs))
+    val_batches = data.eval_batches(pairs["val"].shard(val_every, 0), 8)
+    samples = fixed_samples(pairs["val"], 4, counts["val"])
+    preview_start = last_frame(pairs["val"])
+    writer = tf.summary.create_file_writer(str(run_dir / "logs"))
+    best_path = run_dir / "best" / "best.json"
+    best_l1 = json.loads(best_path.read_text())["l1"] if best_path.exists() else math.inf
+
+    def run_eval(step: int) -> dict[str, float]:
+        nonlocal best_l1
+        scores = evaluate.score(trainer.generator, val_batches)
+        pictures = evaluate.draw(trainer.generator, samples, preview_start, t.preview_steps, run_dir, step,
+                                 PREVIEW_FPS)
+        with writer.as_default(step=step):
+            for name, value in scores.items():
+                tf.summary.scalar(f"val/{name}", value)
+            for name, picture in pictures.items():
+                tf.summary.image(name, picture[None])
+        if scores["l1"] < best_l1:
+            best_l1 = scores["l1"]
+            trainer.save(best=True)
+            write_text_atomic(best_path, json.dumps({"step": step, **scores}))
+        with open(run_dir / "evals.jsonl", "a") as log:
+            log.write(json.dumps({"step": step, **scores}) + "\n")
+        print(f"eval at step {step}: val L1 {scores['l1']:.4f}  PSNR {scores['psnr']:.2f}  "
+              f"SSIM {scores['ssim']:.3f}  (best L1 {best_l1:.4f})", flush=True)
+        return scores
+
+    stop = StopRequest()
+    progress = Steps("train", t.steps, start)
+    step, iterator = start, iter(batches)
+    if start == 0:
+        run_eval(0)  # the untrained baseline every later eval is compared with
+    try:
+        while step < t.steps and stop.signal is None:
+            losses = {k: float(v) for k, v in trainer.step_fn(*next(iterator)).items()}
+            step += 1
+            if not all(math.isfinite(v) for v in losses.values()):
+                raise UserError(f"loss became NaN/Inf at step {step} ({losses}); the last good checkpoint is "
+                                f"{trainer.latest.latest_checkpoint}; lower the learning rate or use float32")
+            progress.update(step, **losses)
+            with writer.as_default(step=step):
+                for name, value in losses.items():
+                    tf.summary.scalar(f"loss/{name}", value)
+                tf.summary.scalar("learning_rate", float(trainer.gen_opt.learning_rate))
+                if (scale := trainer.loss_scale()) is not None:
+                    tf.summary.scalar("loss_scale", scale)
+            if step % t.checkpoint_every == 0:
+                trainer.save()
+            if step % t.eval_every == 0 and step < t.steps:
+                run_eval(step)
+    finally:
+        progress.close()
+        stop.restore()
+    if step < t.steps:
+        trainer.save()
+        print(f"stopped at step {step} of {t.steps}; checkpoint saved in {run_dir / 'checkpoints'}.\n"
+              f"resume: run the same command again")
+        raise SystemExit(130)
+    if step % t.checkpoint_every:
+        trainer.save()
+
+    val = run_eval(step)
+    test = evaluate.score(trainer.generator, data.eval_batches(pairs["test"], 8)) if counts["test"] else {}
+    metrics = {"step": step, "val": val, "test": test, "best": json.loads(best_path.read_text()),
+               "pairs": counts, "config_fingerprint": record["fingerprint"]}
+    write_text_atomic(metrics_path, json.dumps(metrics, indent=2))
+    print(f"done: {step} steps; test L1 {test.get('l1', float('nan')):.4f}, PSNR {test.get('psnr', 0):.2f}, "
+          f"SSIM {test.get('ssim', 0):.3f}\nrun: {run_dir}\nnext: epilogue-export {run_dir}")
+    return run_dir
+
+
+# ---------------------------------------------------------------- command line
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+
+
+def _size(value: str | None) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    try:
+        height, width = (int(v) for v in value.lower().split("x"))
+    except ValueError:
+        raise UserError(f"--size {value!r} is not HEIGHTxWIDTH, e.g. 256x256") from None
+    return height, width
+
+
+def _splits(value: str | None) -> tuple[float, ...] | None:
+    if value is None:
+        return None
+    try:
+        return tuple(float(v) for v in value.split(","))
+    except ValueError:
+        raise UserError(f"--splits {value!r} is not three fractions, e.g. 0.7,0.15,0.15") from None
+
+
+@app.command()
+def cli(
+    videos: Annotated[list[Path], typer.Argument(help="Video files to learn from.")],
+    run_dir: Annotated[Path | None, typer.Option(help="Run directory (default runs/PRESET).")] = None,
+    preset: Annotated[str, typer.Option(help="tiny | demo | pix2pix")] = "pix2pix",
+    config_file: Annotated[Path | None, typer.Option("--config", help="TOML file: [data] [model] [train].")] = None,
+    steps: Annotated[int | None, typer.Option()] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Global batch, over all replicas.")] = None,
+    stride: Annotated[int | None, typer.Option(help="Source frames from input to target.")] = None,
+    hop: Annotated[int | None, typer.Option(help="Source frames between pair starts (default: stride).")] = None,
+    size: Annotated[str | None, typer.Option(help="Frame size HEIGHTxWIDTH.")] = None,
+    fit: Annotated[str | None, typer.Option(help="squash | crop")] = None,
+    splits: Annotated[str | None, typer.Option(help="train,val,test fractions in time.")] = None,
+    mirror: Annotated[bool | None, typer.Option("--mirror/--no-mirror", help="Mirror pairs (reverses motion).")]
+    = None,
+    precision: Annotated[str | None, typer.Option(help="auto | float32 | mixed_float16 | mixed_bfloat16")] = None,
+    strategy: Annotated[str | None, typer.Option(help="auto | default | mirrored | multiworker")] = None,
+    xla: Annotated[bool | None, typer.Option("--xla/--no-xla", help="jit-compile the step.")] = None,
+    seed: Annotated[int | None, typer.Option()] = None,
+    deterministic: Annotated[bool | None, typer.Option("--deterministic", help="Repeatable CPU runs.")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the pair plan as JSON and exit.")] = False,
+) -> None:
+    """Learn how the videos move: pix2pix on frame pairs (t -> t + stride)."""
+    frame = _size(size)
+    config = resolve(preset, config_file, {
+        "data": {"videos": tuple(str(v) for v in videos), "stride": stride, "hop": hop, "fit": fit,
+                 "height": frame and frame[0], "width": frame and frame[1], "splits": _splits(splits),
+                 "mirror": mirror},
+        "train": {"steps": steps, "batch_size": batch_size, "precision": precision, "strategy": strategy,
+                  "xla": xla, "seed": seed, "deterministic": deterministic},
+    })
+    if dry_run:
+        plans = plan(config)
+        print(json.dumps({"config": config.to_dict(), "videos": [p.summary() for p in plans]}, indent=2))
+        return
+    train(config, run_dir or Path("runs") / preset)
+
+
+def main() -> None:
+    exit_on_user_error(app)
+
+
+if __name__ == "__main__":
+    main()
