@@ -15,7 +15,12 @@ RUN    ?= runs/$(NAME)
 # The bundled clip is 30 s: the origin story's stride of 100 frames would leave no validation pairs.
 ARGS   ?= $(if $(filter $(VIDEO),assets/big_buck_bunny_0_30.webm),--stride 6 --hop 1)
 
-.PHONY: install test lint train bench clean
+CLIP   := assets/big_buck_bunny_0_30.webm
+# export and rollout act on RUN when given, else on the newest run directory.
+LATEST  = $(or $(if $(filter command line environment,$(origin RUN)),$(RUN)),$(patsubst %/config.json,%,$(firstword $(shell ls -1t runs/*/config.json 2>/dev/null))),runs/$(NAME))
+MODEL   = $(LATEST)/export/generator.onnx
+
+.PHONY: install test lint train export rollout evaluate demo bench binary clean
 
 install: $(STAMP)
 
@@ -34,6 +39,38 @@ test: lint
 
 train: install
 	$(BIN)/epilogue-train $(VIDEO) --preset $(NAME) --run-dir $(RUN) $(ARGS)
+
+export: install
+	$(BIN)/epilogue-export $(LATEST)
+
+rollout: install
+	$(BIN)/epilogue-rollout $(MODEL) --from $(VIDEO) --out $(LATEST)/continuation.mp4
+
+evaluate: install
+	$(BIN)/epilogue-eval $(MODEL) $(VIDEO) --out $(LATEST)/eval
+
+# The README's first command: train the demo preset on the bundled clip, export, roll out 600 steps.
+demo: install
+	$(BIN)/epilogue-train $(CLIP) --preset demo --run-dir runs/demo
+	$(BIN)/epilogue-export runs/demo
+	$(BIN)/epilogue-rollout runs/demo/export/generator.onnx --from $(CLIP) --out runs/demo/continuation.mp4
+	$(BIN)/epilogue-rollout runs/demo/export/generator.onnx --from $(CLIP) --out runs/demo/comparison.mp4 \
+		--with-source 5 --side-by-side
+	$(BIN)/epilogue-eval runs/demo/export/generator.onnx $(CLIP) --out runs/demo/eval
+	@echo
+	@echo "demo done:"
+	@echo "  continuation: runs/demo/continuation.mp4 (600 steps, 90 s, 1280x720)"
+	@echo "  comparison:   runs/demo/comparison.mp4 (the clip's last 5 s, then real | continuation)"
+	@echo "  evaluation:   runs/demo/eval/index.html (model vs persistence and the mean frame, drift, motion)"
+	@echo "  training:     runs/demo (samples/, previews/, metrics.json; tensorboard --logdir runs/demo/logs)"
+
+# One file that runs without Python packages: the lean runner and onnxruntime (onnxruntime-gpu with GPU=1).
+binary: install
+	$(BIN)/pyinstaller --onefile --noconfirm --clean --log-level WARN --name epilogue-rollout \
+		--distpath dist --workpath build/pyinstaller --specpath build --paths $(CURDIR) \
+		--exclude-module tensorflow --exclude-module keras --exclude-module tf2onnx \
+		--collect-binaries onnxruntime --collect-data onnxruntime $(CURDIR)/bin/epilogue-rollout.py
+	@echo "binary: dist/epilogue-rollout (try: dist/epilogue-rollout --help)"
 
 bench: install
 	$(BIN)/python -m bench.run

@@ -129,8 +129,8 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     # About ten minutes on two CPU cores with the bundled clip, and still shows motion.
     "demo": {
         "data": {"height": 128, "width": 128, "stride": 6, "hop": 1},
-        "model": {"filters": 16, "depth": 7},
-        "train": {"steps": 1500, "eval_every": 250, "checkpoint_every": 250, "eval_pairs": 32},
+        "model": {"filters": 32, "depth": 7},
+        "train": {"steps": 4000, "eval_every": 500, "checkpoint_every": 500, "eval_pairs": 32},
     },
     # The paper's generator and discriminator at 256x256.
     "pix2pix": {},

@@ -9,6 +9,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import queue
+import threading
 from collections.abc import Container, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -143,8 +145,8 @@ def read_image(path: Path) -> np.ndarray:
     return next(frames)[1]
 
 
-def fingerprint(path: Path) -> str:
-    """sha256 of the file: a run can tell when its video changed under it."""
+def file_sha256(path: Path) -> str:
+    """A file's sha256: runs tell when their video changed, videos' JSON names the model that made them."""
     digest = hashlib.sha256()
     with open(path, "rb") as file:
         while chunk := file.read(1 << 20):
@@ -178,8 +180,16 @@ class VideoWriter:
         elif options:
             self._stream.options = options
 
+    @property
+    def size(self) -> tuple[int, int]:
+        """(height, width) of the video."""
+        return self._stream.height, self._stream.width
+
     def write(self, rgb: np.ndarray) -> None:
+        """Encode one RGB frame, scaled to the video's size with the quality filters (GIL released)."""
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+        size = self._stream.width, self._stream.height
+        frame = frame.reformat(*size, format="yuv420p", interpolation=_filter(frame, size))
         for packet in self._stream.encode(frame):
             self._container.mux(packet)
         self.frames += 1
@@ -197,3 +207,50 @@ class VideoWriter:
         with contextlib.suppress(av.FFmpegError):
             self._container.close()
         self._tmp.unlink(missing_ok=True)
+
+
+class BackgroundEncoder:
+    """Scales and encodes on a thread beside inference; a bounded queue keeps memory flat.
+
+    Each item is a model-size frame, optionally with a full-size frame to show on its left.
+    """
+
+    def __init__(self, writer: VideoWriter, depth: int = 8):
+        self.writer = writer
+        self.error: BaseException | None = None
+        self._queue: queue.Queue = queue.Queue(maxsize=depth)
+        self._thread = threading.Thread(target=self._run, name="encoder", daemon=True)
+        self._thread.start()
+
+    def put(self, frame: np.ndarray, left: np.ndarray | None = None) -> None:
+        if self.error is not None:
+            raise self.error
+        self._queue.put((frame, left))
+
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not None:
+            if self.error is not None:
+                continue  # drain, so put() never blocks forever
+            frame, left = item
+            try:
+                if left is not None:
+                    frame = np.hstack([left, resize(frame, left.shape[:2])])
+                self.writer.write(frame)
+            except BaseException as error:  # noqa: BLE001 - re-raised in the main thread
+                self.error = error
+
+    def close(self) -> Path:
+        """Wait for every queued frame, then finalize the file under its name."""
+        self._queue.put(None)
+        self._thread.join()
+        if self.error is not None:
+            self.writer.abort()
+            if isinstance(self.error, OSError):
+                raise UserError(f"can't write {self.writer.path} ({self.error}); nothing left under that name")
+            raise self.error
+        return self.writer.close()
+
+    def abort(self) -> None:
+        self._queue.put(None)
+        self._thread.join()
+        self.writer.abort()

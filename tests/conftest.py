@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -64,7 +66,7 @@ def bundled() -> Path:
     return BUNDLED
 
 
-def square_frame(index: int, size: int = 64, speed: int = 2) -> np.ndarray:
+def square_frame(index: int, size: int = 64, speed: int = 4) -> np.ndarray:
     """A white square moving steadily right (wrapping) over a dim gradient: motion a model can learn."""
     frame = np.zeros((size, size, 3), np.uint8)
     frame[..., 2] = np.linspace(40, 120, size, dtype=np.uint8)[:, None]
@@ -78,3 +80,36 @@ def square_frame(index: int, size: int = 64, speed: int = 2) -> np.ndarray:
 def square_video(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("media") / "square.mp4"
     return write_video(path, (square_frame(i) for i in range(160)))
+
+
+@pytest.fixture(scope="session")
+def square_run(square_video, tmp_path_factory) -> Path:
+    """A tiny model trained 600 steps on the moving square (shared: training is the slow part)."""
+    from infer.config import resolve
+    from trainer.train import train
+
+    run_dir = tmp_path_factory.mktemp("runs") / "square"
+    config = resolve("tiny", None, {"data": {"videos": (str(square_video),)},
+                                    "train": {"steps": 600, "eval_every": 300, "checkpoint_every": 300}})
+    return train(config, run_dir)
+
+
+@pytest.fixture(scope="session")
+def square_model(square_run) -> Path:
+    from export.onnx_export import export
+
+    return export(square_run)
+
+
+def ctrl_c_when(command: list[str], prefix: str, timeout: float = 120) -> tuple[int, str]:
+    """Run a command in plain-output mode, press Ctrl-C once a line starts with `prefix`; (exit code, output)."""
+    env = {**os.environ, "CI": "1"}
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    seen = []
+    for line in process.stdout:
+        seen.append(line)
+        if line.startswith(prefix):
+            process.send_signal(signal.SIGINT)
+            break
+    seen.append(process.stdout.read())
+    return process.wait(timeout=timeout), "".join(seen)

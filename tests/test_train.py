@@ -2,13 +2,13 @@
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import textwrap
 
 import numpy as np
 import pytest
+from conftest import ctrl_c_when
 
 from infer.config import resolve
 from trainer import model
@@ -19,37 +19,30 @@ def tiny(video, **train_options):
     return resolve("tiny", None, {"data": {"videos": (str(video),)}, "train": train_options})
 
 
-@pytest.fixture(scope="module")
-def trained_run(square_video, tmp_path_factory):
-    run_dir = tmp_path_factory.mktemp("runs") / "square"
-    train(tiny(square_video, steps=60, eval_every=30, checkpoint_every=30), run_dir)
-    return run_dir
-
-
-def test_validation_l1_goes_down_and_the_run_directory_has_everything(trained_run):
-    evals = [json.loads(line) for line in (trained_run / "evals.jsonl").read_text().splitlines()]
-    assert [e["step"] for e in evals] == [0, 30, 60]
+def test_validation_l1_goes_down_and_the_run_directory_has_everything(square_run):
+    evals = [json.loads(line) for line in (square_run / "evals.jsonl").read_text().splitlines()]
+    assert [e["step"] for e in evals] == [0, 300, 600]
     assert evals[-1]["l1"] < 0.7 * evals[0]["l1"]
-    metrics = json.loads((trained_run / "metrics.json").read_text())
-    assert metrics["step"] == 60 and set(metrics["test"]) == {"l1", "psnr", "ssim"}
-    for name in ("config.json", "samples/step_000060.png", "previews/step_000060.gif", "best/best.json",
+    metrics = json.loads((square_run / "metrics.json").read_text())
+    assert metrics["step"] == 600 and set(metrics["test"]) == {"l1", "psnr", "ssim"}
+    for name in ("config.json", "samples/step_000600.png", "previews/step_000600.gif", "best/best.json",
                  "checkpoints/checkpoint"):
-        assert (trained_run / name).exists(), name
-    assert list((trained_run / "logs").glob("events.out.tfevents.*"))
+        assert (square_run / name).exists(), name
+    assert list((square_run / "logs").glob("events.out.tfevents.*"))
 
 
-def test_a_finished_run_says_so_instead_of_starting_over(trained_run, square_video, capsys):
-    before = (trained_run / "metrics.json").read_text()
-    train(tiny(square_video, steps=60, eval_every=30, checkpoint_every=30), trained_run)
-    assert "already finished at step 60" in capsys.readouterr().out
-    assert (trained_run / "metrics.json").read_text() == before
+def test_a_finished_run_says_so_instead_of_starting_over(square_run, square_video, capsys):
+    before = (square_run / "metrics.json").read_text()
+    train(tiny(square_video, steps=600, eval_every=300, checkpoint_every=300), square_run)
+    assert "already finished at step 600" in capsys.readouterr().out
+    assert (square_run / "metrics.json").read_text() == before
 
 
-def test_another_config_on_an_existing_run_is_a_clear_error(trained_run, square_video):
+def test_another_config_on_an_existing_run_is_a_clear_error(square_run, square_video):
     from infer.errors import UserError
 
     with pytest.raises(UserError, match=r"made with another config \(changed: train.steps\)"):
-        train(tiny(square_video, steps=61, eval_every=30, checkpoint_every=30), trained_run)
+        train(tiny(square_video, steps=601, eval_every=300, checkpoint_every=300), square_run)
 
 
 def test_inference_mode_is_not_black_and_equals_training_mode_without_dropout(square_video):
@@ -80,19 +73,12 @@ def test_deterministic_cpu_runs_repeat_their_losses(square_video, tmp_path):
 def test_ctrl_c_checkpoints_and_the_same_command_resumes_and_finishes(square_video, tmp_path):
     command = [sys.executable, "-m", "trainer.train", str(square_video), "--preset", "tiny", "--steps", "400",
                "--run-dir", str(tmp_path / "run")]
-    env = {**os.environ, "CI": "1"}
-    first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-    for line in first.stdout:
-        if line.startswith("train: step"):
-            first.send_signal(signal.SIGINT)
-            break
-    output = first.stdout.read()
-    assert first.wait(timeout=120) == 130, output
+    code, output = ctrl_c_when(command, "train: step")
+    assert code == 130, output
     assert "resume: run the same command again" in output
     stopped = int(output.split("stopped at step ")[1].split()[0])
     assert 0 < stopped < 400
-    second = subprocess.run([*command[:-4], "--steps", "400", *command[-2:]], capture_output=True, text=True,
-                            env=env, timeout=600)
+    second = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "CI": "1"}, timeout=600)
     assert second.returncode == 0, second.stdout + second.stderr
     assert f"resuming at step {stopped} of 400" in second.stdout
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["step"] == 400

@@ -20,7 +20,7 @@ from pathlib import Path
 from infer import __version__
 from infer.config import Config
 from infer.errors import UserError, check_writable_dir, write_text_atomic
-from infer.video import fingerprint
+from infer.video import file_sha256
 from trainer.plan import VideoPlan
 
 
@@ -33,7 +33,7 @@ def versions() -> dict[str, str]:
 
 
 def describe(config: Config, plans: list[VideoPlan]) -> dict:
-    videos = [{"path": p.info.path, "sha256": fingerprint(Path(p.info.path)), "frames": p.info.frames,
+    videos = [{"path": p.info.path, "sha256": file_sha256(Path(p.info.path)), "frames": p.info.frames,
                "fps": p.info.fps, "size": [p.info.width, p.info.height]} for p in plans]
     return {"config": config.to_dict(), "fingerprint": config.fingerprint(), "videos": videos,
             "versions": versions()}

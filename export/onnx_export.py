@@ -1,0 +1,195 @@
+"""Export the trained generator to ONNX, carrying its own contract, with parity checked, not assumed.
+
+The generator is rebuilt under the float32 policy and the checkpoint's weights loaded into it (a
+mixed-precision run exports as float32), converted with tf2onnx, then run by ONNX Runtime beside Keras on
+real validation frames: one step, and a 10-step rollout fed back on itself. Export fails when they differ.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import warnings
+from pathlib import Path
+from typing import Annotated
+
+import keras
+import numpy as np
+import onnx
+import onnxruntime as ort
+import tensorflow as tf
+import tf2onnx
+import typer
+
+from infer import __version__
+from infer.contract import Contract
+from infer.errors import UserError, atomic_path, check_writable_dir, exit_on_user_error, warn
+from infer.video import read_frames
+from trainer import model
+from trainer.plan import plan
+from trainer.rundir import read_config
+
+STEP_TOLERANCE = 1e-4  # max abs difference of one step, values in [-1, 1]
+ROLLOUT_STEPS = 10
+ROLLOUT_TOLERANCE = 1e-3  # after 10 steps fed back: float32 round-off may grow a little, never a drift
+
+
+def find_checkpoint(run_dir: Path, which: str) -> str:
+    """The checkpoint prefix for best, latest or a step number."""
+    folder = run_dir / ("best" if which == "best" else "checkpoints")
+    if which in ("best", "latest"):
+        path = tf.train.latest_checkpoint(str(folder))
+        if path is None and which == "best":  # no eval ran yet: fall back to the latest one
+            path = tf.train.latest_checkpoint(str(run_dir / "checkpoints"))
+    elif which.isdigit():
+        path = str(folder / f"ckpt-{int(which)}")
+        path = path if Path(f"{path}.index").exists() else None
+    else:
+        raise UserError(f"--checkpoint must be best, latest or a step number (got {which!r})")
+    if path is None:
+        raise UserError(f"run {run_dir} has no {which} checkpoint; train it first (epilogue-train ... "
+                        f"--run-dir {run_dir}) or pick another with --checkpoint")
+    return path
+
+
+def load_generator(run_dir: Path, checkpoint: str) -> tuple[keras.Model, int]:
+    """The generator in float32 with the checkpoint's weights, and the training step they are from."""
+    config = read_config(run_dir)
+    keras.config.set_dtype_policy("float32")
+    generator = model.generator(config)
+    step = tf.Variable(0, dtype=tf.int64)
+    try:
+        tf.train.Checkpoint(generator=generator, step=step).restore(checkpoint).expect_partial() \
+            .assert_existing_objects_matched()
+    except (ValueError, AssertionError, tf.errors.OpError) as error:
+        reason = str(error).splitlines()[0][:200]
+        raise UserError(f"checkpoint {checkpoint} does not fit the config of {run_dir} ({reason}); "
+                        "was it copied from another run?") from None
+    return generator, int(step.numpy())
+
+
+def validation_frames(run_dir: Path, count: int = 4) -> np.ndarray:
+    """`count` real frames spread over the first video's validation split, in [-1, 1]."""
+    config = read_config(run_dir)
+    first = plan(config)[0]
+    split = first.splits["val"]
+    wanted = set(np.linspace(split.start, split.stop - 1, count).round().astype(int).tolist())
+    frames = [f for _, f in read_frames(Path(first.info.path), config.frame_size, config.data.fit, wanted=wanted)]
+    return np.stack(frames).astype(np.float32) / 127.5 - 1.0
+
+
+def check_parity(generator: keras.Model, proto: onnx.ModelProto, frames: np.ndarray,
+                 providers: list[str]) -> dict[str, float]:
+    """Max abs difference of one step and of a 10-step rollout between ONNX Runtime and Keras."""
+    session = ort.InferenceSession(proto.SerializeToString(), providers=providers)
+    name = session.get_inputs()[0].name
+    keras_out = generator(frames, training=False).numpy()
+    onnx_out = session.run(None, {name: frames})[0]
+    step = float(np.abs(onnx_out - keras_out).max())
+    a = b = frames[:1]
+    for _ in range(ROLLOUT_STEPS):
+        a, b = generator(a, training=False).numpy(), session.run(None, {name: b})[0]
+    return {"step_max_abs_diff": step, "rollout_max_abs_diff": float(np.abs(a - b).max())}
+
+
+def contract(run_dir: Path, step: int) -> Contract:
+    record = json.loads((run_dir / "config.json").read_text())
+    config = read_config(run_dir)
+    video = record["videos"][0]
+    spans = {name: [s.start, s.stop] for name, s in plan(config)[0].splits.items()}
+    return Contract(input="frame", output="next_frame", layout="NHWC", value_range=(-1.0, 1.0),
+                    frame_size=config.frame_size, fit=config.data.fit, stride=config.data.stride,
+                    source_fps=video["fps"], source_size=tuple(video["size"]), context_frames=1,
+                    training_step=step, config_fingerprint=record["fingerprint"], epilogue_version=__version__,
+                    source_video=video["path"], source_frames=video["frames"], splits=spans,
+                    config=config.to_dict())
+
+
+def convert(generator: keras.Model, height: int, width: int, opset: int) -> onnx.ModelProto:
+    spec = [tf.TensorSpec((None, height, width, 3), tf.float32, name="frame")]
+    proto, _ = tf2onnx.convert.from_keras(generator, input_signature=spec, opset=opset)
+    return proto
+
+
+def to_fp16(proto: onnx.ModelProto) -> onnx.ModelProto:
+    """Weights and math in float16 for GPU providers; the input and output stay float32."""
+    from onnxconverter_common import float16
+
+    with warnings.catch_warnings():  # "float32 number truncated": tiny weights rounding, expected in float16
+        warnings.simplefilter("ignore", UserWarning)
+        return float16.convert_float_to_float16(proto, keep_io_types=True)
+
+
+def save(proto: onnx.ModelProto, path: Path, meta: Contract) -> None:
+    """Stamp the contract into metadata_props, check the model, write it atomically."""
+    del proto.metadata_props[:]
+    for key, value in meta.to_metadata().items():
+        proto.metadata_props.add(key=key, value=value)
+    proto.producer_name, proto.doc_string = "epilogue", f"epilogue {__version__} generator: frame t -> t + stride"
+    onnx.checker.check_model(proto)
+    tmp = atomic_path(path)
+    try:
+        onnx.save(proto, str(tmp))
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def export(run_dir: Path, which: str = "best", out: Path | None = None, fp16: bool = False,
+           opset: int = 17) -> Path:
+    if not (run_dir / "config.json").is_file():
+        raise UserError(f"{run_dir} is not a run directory (no config.json); train one with epilogue-train")
+    out = out or run_dir / "export" / "generator.onnx"
+    check_writable_dir(out.parent, "output directory")
+    checkpoint = find_checkpoint(run_dir, which)
+    generator, step = load_generator(run_dir, checkpoint)
+    meta = contract(run_dir, step)
+    print(f"exporting {checkpoint} (step {step}) with tf2onnx {tf2onnx.__version__}, opset {opset}", flush=True)
+    proto = convert(generator, *meta.frame_size, opset)
+    frames = validation_frames(run_dir)
+    parity = check_parity(generator, proto, frames, ["CPUExecutionProvider"])
+    print(f"parity on {len(frames)} validation frames (ONNX Runtime CPU vs Keras): one step max |diff| "
+          f"{parity['step_max_abs_diff']:.2e} (limit {STEP_TOLERANCE:.0e}), {ROLLOUT_STEPS}-step rollout "
+          f"{parity['rollout_max_abs_diff']:.2e} (limit {ROLLOUT_TOLERANCE:.0e})")
+    if parity["step_max_abs_diff"] > STEP_TOLERANCE or parity["rollout_max_abs_diff"] > ROLLOUT_TOLERANCE:
+        raise UserError(f"ONNX model differs from Keras beyond tolerance ({parity}); nothing written to {out}")
+    save(proto, out, meta.with_parity(parity, "CPUExecutionProvider"))
+    print(f"wrote {out}")
+    if fp16:
+        half = out.with_name(f"{out.stem}_fp16{out.suffix}")
+        half_proto = to_fp16(proto)
+        if "CUDAExecutionProvider" in ort.get_available_providers():
+            half_parity = check_parity(generator, half_proto, frames, ["CUDAExecutionProvider"])
+            save(half_proto, half, meta.with_parity(half_parity, "CUDAExecutionProvider"))
+            print(f"wrote {half} (float16; parity on CUDA: {half_parity})")
+        else:
+            save(half_proto, half, meta.with_parity(None, None))
+            warn(f"{half} written, parity unchecked: no CUDA provider here (float16 is for GPU machines)")
+    print(f"next: epilogue-rollout {out} --from {meta.source_video}")
+    return out
+
+
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+
+
+@app.command()
+def cli(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory made by epilogue-train.")],
+    checkpoint: Annotated[str, typer.Option(help="best | latest | a step number.")] = "best",
+    out: Annotated[Path | None, typer.Option(help="Output .onnx (default RUN_DIR/export/generator.onnx).")] = None,
+    fp16: Annotated[bool, typer.Option("--fp16", help="Also write a float16 variant for GPU providers.")] = False,
+    opset: Annotated[int, typer.Option(help="ONNX opset.")] = 17,
+) -> None:
+    """Export a run's generator to ONNX, with its contract in the metadata and parity checked."""
+    if out is not None and not re.search(r"\.onnx$", out.name):
+        raise UserError(f"--out {out} should end in .onnx")
+    export(run_dir, checkpoint, out, fp16, opset)
+
+
+def main() -> None:
+    exit_on_user_error(app)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,65 @@
+"""What an exported model promises its runner, stored in the ONNX file's metadata_props.
+
+Every value is JSON (read with json.loads, never eval). The runner needs nothing else: frame size,
+value range, how source frames were fitted, how many source frames one step spans, the source's rate.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from infer.config import Config
+from infer.errors import UserError
+
+CONTRACT_KEY = "epilogue"  # marks the file as ours; the other keys sit beside it
+
+
+@dataclass(frozen=True)
+class Contract:
+    input: str
+    output: str
+    layout: str  # NHWC
+    value_range: tuple[float, float]
+    frame_size: tuple[int, int]  # height, width
+    fit: str  # squash | crop: how source frames became model frames
+    stride: int  # source frames per step
+    source_fps: float
+    source_size: tuple[int, int]  # width, height of the training video, as displayed
+    context_frames: int
+    training_step: int
+    config_fingerprint: str
+    epilogue_version: str
+    source_video: str
+    source_frames: int
+    splits: dict[str, list[int]]  # [start, stop) frames of the first video's train, val and test splits
+    config: dict[str, Any]
+    parity: dict[str, float] | None = None
+    parity_provider: str | None = None
+
+    def with_parity(self, parity: dict[str, float] | None, provider: str | None) -> Contract:
+        return dataclasses.replace(self, parity=parity, parity_provider=provider)
+
+    def to_metadata(self) -> dict[str, str]:
+        values = {k: json.dumps(v) for k, v in dataclasses.asdict(self).items()}
+        return {CONTRACT_KEY: json.dumps({"format": 1}), **values}
+
+    @property
+    def config_object(self) -> Config:
+        return Config.from_dict(self.config)
+
+    @classmethod
+    def from_metadata(cls, metadata: dict[str, str], where: Path) -> Contract:
+        if CONTRACT_KEY not in metadata:
+            raise UserError(f"{where} has no epilogue metadata; export it with epilogue-export")
+        try:
+            values = {f.name: json.loads(metadata[f.name]) for f in dataclasses.fields(cls) if f.name in metadata}
+            values["value_range"] = tuple(values["value_range"])
+            values["frame_size"] = tuple(values["frame_size"])
+            values["source_size"] = tuple(values["source_size"])
+            return cls(**values)
+        except (KeyError, TypeError, json.JSONDecodeError) as error:
+            raise UserError(f"{where} has incomplete epilogue metadata ({error}); export it again") from None

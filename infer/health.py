@@ -1,0 +1,62 @@
+"""Watches every rollout step for the ways a continuation dies: black or white collapse, a frozen
+picture (the origin story's output that was never fed back), NaN/Inf."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from infer.errors import warn
+
+DARK, BRIGHT = 0.03, 0.97  # mean intensity in [0, 1]
+STILL = 0.5 / 255  # mean absolute change per step below half a grey level
+RUN = 5  # consecutive steps before a condition is flagged
+
+
+@dataclass
+class Monitor:
+    mean: list[float] = field(default_factory=list)
+    change: list[float] = field(default_factory=list)
+    flags: dict[str, int] = field(default_factory=dict)  # condition -> first step it was flagged at
+    _previous: np.ndarray | None = None
+    _streak: dict[str, int] = field(default_factory=dict)
+
+    def begin(self, start: np.ndarray) -> None:
+        """The start frame (float in [-1, 1]): step 1's change is measured against it."""
+        self._previous = (np.asarray(start, np.float32) + 1.0) / 2.0
+
+    def observe(self, step: int, frame: np.ndarray) -> str | None:
+        """Record a step's output (float in [-1, 1]); return the condition newly flagged, if any."""
+        pixels = (np.asarray(frame, np.float32) + 1.0) / 2.0
+        finite = bool(np.isfinite(pixels).all())
+        mean = float(pixels.mean()) if finite else float("nan")
+        change = float(np.abs(pixels - self._previous).mean()) if finite and self._previous is not None else None
+        self.mean.append(mean)
+        self.change.append(change if change is not None else float("nan"))
+        self._previous = pixels if finite else self._previous
+        black, white = finite and mean < DARK, finite and mean > BRIGHT
+        conditions = {"nan": not finite, "black": black, "white": white,  # a blank frame is collapsed, not frozen
+                      "frozen": change is not None and change < STILL and not (black or white)}
+        newly = None
+        for name, present in conditions.items():
+            self._streak[name] = self._streak.get(name, 0) + 1 if present else 0
+            needed = 1 if name == "nan" else RUN
+            if self._streak[name] >= needed and name not in self.flags:
+                self.flags[name] = step - needed + 1
+                warn(f"step {step}: the continuation looks {_describe(name)} since step {self.flags[name]}")
+                newly = newly or name
+        return newly
+
+    def series(self) -> dict:
+        return {"mean_intensity": [_json(v) for v in self.mean], "mean_abs_change": [_json(v) for v in self.change],
+                "flags": self.flags}
+
+
+def _describe(name: str) -> str:
+    return {"nan": "broken (NaN/Inf values)", "black": "collapsed to black", "white": "collapsed to white",
+            "frozen": "frozen (almost no change per step)"}[name]
+
+
+def _json(value: float) -> float | None:
+    return None if value != value else round(value, 6)  # NaN is not JSON

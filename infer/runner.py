@@ -1,0 +1,115 @@
+"""The exported generator under ONNX Runtime, stepping on its own output.
+
+`Stepper` binds two device buffers and swaps them every step: step k reads the buffer step k-1 wrote, so
+the rollout is autoregressive by construction and, on CUDA, the frame never leaves the GPU except to be
+encoded. The same IOBinding path runs on the CPU provider, so it is what the tests exercise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from infer.contract import Contract
+from infer.errors import UserError
+
+try:
+    import onnxruntime as ort
+except ImportError:  # the lean install lets the user choose the CPU or the GPU build
+    ort = None
+
+PROVIDERS = {"tensorrt": "TensorrtExecutionProvider", "cuda": "CUDAExecutionProvider", "cpu": "CPUExecutionProvider"}
+
+
+@dataclass
+class Model:
+    session: ort.InferenceSession
+    contract: Contract
+    provider: str  # the execution provider that actually runs the model
+    device: str  # "cuda" or "cpu": where the step buffers live
+    path: Path
+
+
+def _session(path: Path, provider: str) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    options.log_severity_level = 4  # a provider that can't start is reported by us, in one line
+    chain = [PROVIDERS[provider]] + ([PROVIDERS["cpu"]] if provider != "cpu" else [])
+    return ort.InferenceSession(str(path), options, providers=chain)
+
+
+def load(path: Path, provider: str = "auto") -> Model:
+    """Open an epilogue ONNX model on the first provider that really starts: TensorRT, CUDA, then CPU."""
+    if ort is None:
+        raise UserError("onnxruntime is not installed; pip install 'epilogue[cpu]' (or '[gpu]' on a GPU machine)")
+    if provider != "auto" and provider not in PROVIDERS:
+        raise UserError(f"--provider must be auto, {', '.join(PROVIDERS)} (got {provider!r})")
+    if not path.is_file():
+        raise UserError(f"model {path} does not exist" if not path.exists() else f"model {path} is not a file")
+    available = ort.get_available_providers()
+    wanted = list(PROVIDERS) if provider == "auto" else [provider]
+    tried = []
+    for name in wanted:
+        if PROVIDERS[name] not in available:
+            tried.append(f"{name}: not in this onnxruntime build")
+            continue
+        try:
+            session = _session(path, name)
+        except Exception as error:  # noqa: BLE001 - ONNX Runtime raises its own untyped errors
+            if "protobuf" in str(error).lower() or "INVALID" in str(error):
+                raise UserError(f"model {path} is not an ONNX model ({str(error).splitlines()[0][:120]})") from None
+            tried.append(f"{name}: {str(error).splitlines()[0][:80]}")
+            continue
+        if session.get_providers()[0] != PROVIDERS[name]:  # onnxruntime-gpu without CUDA falls back silently
+            tried.append(f"{name}: could not start (no driver or libraries)")
+            continue
+        contract = Contract.from_metadata(session.get_modelmeta().custom_metadata_map, path)
+        device = "cpu" if name == "cpu" else "cuda"
+        note = f" ({'; '.join(tried)})" if tried else ""
+        print(f"provider: {PROVIDERS[name]}{note}", flush=True)
+        return Model(session, contract, PROVIDERS[name], device, path)
+    raise UserError(f"no execution provider could run {path}: {'; '.join(tried)}")
+
+
+def to_model(frame: np.ndarray) -> np.ndarray:
+    """uint8 HxWx3 -> float32 1xHxWx3 in [-1, 1], as in training."""
+    return (frame.astype(np.float32) / 127.5 - 1.0)[None]
+
+
+def to_uint8(frame: np.ndarray) -> np.ndarray:
+    """float32 (1x)HxWx3 in [-1, 1] -> uint8 HxWx3."""
+    return np.clip(np.rint((frame.reshape(frame.shape[-3:]) + 1.0) * 127.5), 0, 255).astype(np.uint8)
+
+
+class Stepper:
+    """Two device buffers in turn: each step writes the buffer the next step reads."""
+
+    def __init__(self, model: Model):
+        height, width = model.contract.frame_size
+        self.session, self.contract = model.session, model.contract
+        self.buffers = [ort.OrtValue.ortvalue_from_shape_and_type((1, height, width, 3), np.float32, model.device, 0)
+                        for _ in range(2)]
+        self.binding = model.session.io_binding()
+        self.current = 0  # the buffer holding the latest frame
+
+    def reset(self, frame: np.ndarray) -> None:
+        """Put a uint8 start frame in the current buffer."""
+        self.buffers[self.current].update_inplace(to_model(frame))
+
+    def step(self) -> None:
+        source, target = self.buffers[self.current], self.buffers[1 - self.current]
+        self.binding.bind_ortvalue_input(self.contract.input, source)
+        self.binding.bind_ortvalue_output(self.contract.output, target)
+        self.session.run_with_iobinding(self.binding)
+        self.current = 1 - self.current
+
+    def frame(self) -> np.ndarray:
+        """The latest frame, copied to the host as float32 1xHxWx3."""
+        return self.buffers[self.current].numpy()
+
+    def apply(self, frame: np.ndarray) -> np.ndarray:
+        """One step on a given uint8 frame (per-frame mode); returns the output as uint8."""
+        self.reset(frame)
+        self.step()
+        return to_uint8(self.frame())

@@ -1,0 +1,73 @@
+"""Evaluation: honest numbers against the real future and two baselines, and a report that shows them."""
+
+import json
+import re
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from conftest import square_frame, write_video
+
+from infer import metrics
+from infer.errors import UserError
+from infer.evaluate import beats, evaluate, longest_runs
+
+
+def test_metrics_match_hand_computed_values():
+    dark, light = np.full((32, 32, 3), 0.2, np.float32), np.full((32, 32, 3), 0.5, np.float32)
+    assert metrics.l1(dark, light) == pytest.approx(0.3)
+    assert metrics.psnr(dark, dark + 0.1) == pytest.approx(20.0, abs=1e-4)  # mse 0.01
+    assert metrics.psnr(dark, dark) == metrics.PSNR_CAP
+    assert metrics.ssim(light, light) == pytest.approx(1.0)
+    rng = np.random.default_rng(1)
+    a = rng.uniform(0, 1, (48, 40, 3)).astype(np.float32)
+    b = np.clip(a + rng.normal(0, 0.2, a.shape), 0, 1).astype(np.float32)
+    assert metrics.ssim(a, b) == pytest.approx(float(tf.image.ssim(a, b, 1.0)), abs=1e-5)
+    assert metrics.psnr(a, b) == pytest.approx(float(tf.image.psnr(a, b, 1.0)), abs=1e-4)
+    black, white = np.zeros((8, 8, 3)), np.ones((8, 8, 3))
+    assert metrics.histogram_distance(metrics.histogram(black), metrics.histogram(white)) == 1.0
+    assert metrics.histogram_distance(metrics.histogram(black), metrics.histogram(black)) == 0.0
+
+
+def test_verdicts_are_exact():
+    assert beats([0.1, 0.3, 0.2], [0.2, 0.2, 0.3], "lower") == [1, 3]
+    assert beats([30.0, 10.0], [20.0, 20.0], "higher") == [1]
+    assert longest_runs([1, 2, 3, 7, 9, 10]) == "1-3, 7, 9-10"
+    assert longest_runs([]) == "none"
+
+
+@pytest.fixture(scope="module")
+def report(square_model, square_video, tmp_path_factory):
+    out = tmp_path_factory.mktemp("eval")
+    return evaluate(square_model, square_video, long=60, out=out), out
+
+
+def test_a_briefly_trained_model_beats_persistence_at_step_1_on_learnable_motion(report):
+    numbers, _ = report
+    assert numbers["start_frame"] == 136  # the first held-out test frame of 160
+    assert numbers["steps_compared"] == (159 - 136) // 2
+    assert 1 in numbers["model_beats"]["persistence"]["l1"]
+    assert 1 in numbers["model_beats"]["mean_frame"]["l1"]
+    model, persistence = numbers["metrics"]["model"]["l1"][0], numbers["metrics"]["persistence"]["l1"][0]
+    assert model < persistence
+    assert len(numbers["long"]["motion"]) == 60 and len(numbers["long"]["colour_drift"]) == 60
+    assert any("beats persistence" in line for line in numbers["summary"])
+
+
+def test_the_report_names_every_image_and_each_exists(report):
+    numbers, out = report
+    page = (out / "index.html").read_text()
+    images = re.findall(r'<img src="([^"]+)"', page)
+    assert set(images) == {"l1.png", "psnr.png", "ssim.png", "motion.png", "drift.png", "filmstrip.png"}
+    assert all((out / name).is_file() and (out / name).stat().st_size > 1000 for name in images)
+    assert "http" not in page  # readable offline
+    assert json.loads((out / "eval.json").read_text())["summary"] == numbers["summary"]
+
+
+def test_a_start_inside_training_warns_and_a_too_short_video_is_an_error(square_model, square_video, tmp_path,
+                                                                        capsys):
+    evaluate(square_model, square_video, start="1.0", steps=3, long=3, out=tmp_path / "a")
+    assert "inside the training split" in capsys.readouterr().err
+    short = write_video(tmp_path / "short.mp4", (square_frame(i) for i in range(2)))
+    with pytest.raises(UserError, match="not one step of 2 frames is left"):
+        evaluate(square_model, short, out=tmp_path / "b")

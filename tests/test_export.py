@@ -1,0 +1,80 @@
+"""Export: a self-describing ONNX model whose parity with Keras is checked, and clear errors."""
+
+import json
+import shutil
+
+import onnx
+import pytest
+
+from export.onnx_export import export, main
+from infer.contract import Contract
+from infer.runner import load
+
+
+def test_round_trip_metadata_and_parity(square_model, square_run):
+    proto = onnx.load(str(square_model))
+    onnx.checker.check_model(proto)
+    metadata = {p.key: p.value for p in proto.metadata_props}
+    contract = Contract.from_metadata(metadata, square_model)
+    record = json.loads((square_run / "config.json").read_text())
+    assert contract.frame_size == (64, 64) and contract.value_range == (-1.0, 1.0) and contract.layout == "NHWC"
+    assert contract.stride == 2 and contract.context_frames == 1 and contract.fit == "squash"
+    assert contract.source_fps == 24 and contract.source_size == (64, 64) and contract.source_frames == 160
+    assert contract.config_fingerprint == record["fingerprint"] and contract.config == record["config"]
+    assert contract.training_step in (0, 300, 600)  # the best checkpoint by validation L1
+    assert contract.parity["step_max_abs_diff"] < 1e-4 and contract.parity_provider == "CPUExecutionProvider"
+    assert contract.splits["test"] == [136, 160]
+    assert [i.name for i in proto.graph.input] == ["frame"] and [o.name for o in proto.graph.output] == ["next_frame"]
+    assert load(square_model, "cpu").contract == contract
+
+
+def exit_message(capsys, monkeypatch, *args):
+    monkeypatch.setattr("sys.argv", ["epilogue-export", *map(str, args)])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    assert exit_info.value.code == 2
+    return capsys.readouterr().err.strip().splitlines()[-1]
+
+
+def test_a_run_without_checkpoints_is_a_clear_error(square_run, tmp_path, capsys, monkeypatch):
+    empty = tmp_path / "fresh"
+    empty.mkdir()
+    shutil.copy(square_run / "config.json", empty / "config.json")
+    assert "has no latest checkpoint; train it first" in exit_message(capsys, monkeypatch, empty, "--checkpoint",
+                                                                      "latest")
+    assert "is not a run directory" in exit_message(capsys, monkeypatch, tmp_path)
+
+
+def test_a_checkpoint_from_another_config_is_a_clear_error(square_run, tmp_path, capsys, monkeypatch):
+    other = tmp_path / "other"
+    shutil.copytree(square_run / "checkpoints", other / "checkpoints")
+    record = json.loads((square_run / "config.json").read_text())
+    record["config"]["model"]["filters"] = 16
+    (other / "config.json").write_text(json.dumps(record))
+    message = exit_message(capsys, monkeypatch, other, "--checkpoint", "latest")
+    assert "does not fit the config" in message
+
+
+def test_an_unwritable_output_is_a_clear_error(square_run, tmp_path, capsys, monkeypatch):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    assert "is not writable" in exit_message(capsys, monkeypatch, square_run, "--out", blocker / "g.onnx")
+
+
+def test_a_failed_parity_writes_nothing(square_run, tmp_path, monkeypatch):
+    from export import onnx_export
+    from infer.errors import UserError
+
+    monkeypatch.setattr(onnx_export, "STEP_TOLERANCE", -1.0)
+    out = tmp_path / "g.onnx"
+    with pytest.raises(UserError, match="differs from Keras"):
+        export(square_run, out=out)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_fp16_variant_keeps_float32_io_and_says_parity_is_unchecked(square_run, tmp_path, capsys):
+    export(square_run, out=tmp_path / "g.onnx", fp16=True)
+    half = onnx.load(str(tmp_path / "g_fp16.onnx"))
+    assert half.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    assert half.graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    assert "parity unchecked" in capsys.readouterr().err

@@ -1,0 +1,148 @@
+"""The rollout runner: exact frame counts, autoregression, health flags, clear errors, Ctrl-C, no TensorFlow."""
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from conftest import ctrl_c_when
+from onnx import TensorProto, helper
+
+from infer.rollout import main, rollout
+from infer.runner import to_model
+from infer.video import probe, read_frames, read_image
+
+
+def count_and_rate(path: Path) -> tuple[int, float, tuple[int, int]]:
+    info = probe(path)
+    return info.frames, info.fps, (info.width, info.height)
+
+
+def test_a_rollout_has_exactly_one_frame_per_step_at_the_asked_size_and_rate(square_model, square_video, tmp_path):
+    out = tmp_path / "c.mp4"
+    record = rollout(square_model, square_video, out, steps=24, size="96x64", fps=4)
+    assert count_and_rate(out) == (24, 4.0, (96, 64))
+    saved = json.loads(out.with_suffix(".json").read_text())
+    assert saved == json.loads(json.dumps(record))
+    assert saved["steps"] == 24 and saved["provider"] == "CPUExecutionProvider"
+    assert saved["start"]["frame"] == 159 and len(saved["health"]["mean_intensity"]) == 24
+
+
+def test_blend_source_prefix_and_side_by_side_add_exactly_their_frames(square_model, square_video, tmp_path):
+    out = tmp_path / "c.mp4"
+    rollout(square_model, square_video, out, steps=10, fps=4, blend=2, with_source=1.0, side_by_side=True)
+    # 10 steps x (2 in-between + 1) at 12 fps, after 1 s of source at 12 fps; source size 64x64, doubled.
+    assert count_and_rate(out) == (30 + 12, 12.0, (128, 64))
+
+
+def test_default_rate_makes_600_steps_last_90_seconds(square_model, square_video, tmp_path):
+    record = rollout(square_model, square_video, tmp_path / "c.mp4", steps=6)
+    assert record["fps"] * 90 == pytest.approx(600)
+
+
+def test_each_step_is_fed_the_previous_output(square_model, square_video, tmp_path):
+    rollout(square_model, square_video, tmp_path / "c.mp4", steps=8, frames_dir=tmp_path / "frames")
+    saved = [read_image(tmp_path / "frames" / f"step_{k:04d}.png") for k in range(9)]
+    (_, last), = read_frames(square_video, (64, 64), wanted={159})
+    np.testing.assert_array_equal(saved[0], last)  # starts from the true last frame, prepared as in training
+    session = ort.InferenceSession(str(square_model), providers=["CPUExecutionProvider"])
+    frame = to_model(last)
+    for k in range(1, 9):  # a plain loop that feeds each output back reproduces every saved step exactly
+        frame = session.run(None, {"frame": frame})[0]
+        expected = np.clip(np.rint((frame[0] + 1) * 127.5), 0, 255).astype(np.uint8)
+        np.testing.assert_array_equal(saved[k], expected)
+    assert not np.array_equal(saved[1], saved[8])  # not frozen
+
+
+def fake_model(square_model: Path, tmp_path: Path, kind: str, metadata: bool = True) -> Path:
+    """A model with the real one's metadata that returns its input ("identity") or black ("black")."""
+    frame = helper.make_tensor_value_info("frame", TensorProto.FLOAT, ["n", 64, 64, 3])
+    out = helper.make_tensor_value_info("next_frame", TensorProto.FLOAT, ["n", 64, 64, 3])
+    if kind == "identity":
+        nodes, inits = [helper.make_node("Identity", ["frame"], ["next_frame"])], []
+    else:
+        zero = helper.make_tensor("zero", TensorProto.FLOAT, [], [0.0])
+        minus_one = helper.make_tensor("minus_one", TensorProto.FLOAT, [], [-1.0])
+        nodes = [helper.make_node("Mul", ["frame", "zero"], ["nothing"]),
+                 helper.make_node("Add", ["nothing", "minus_one"], ["next_frame"])]
+        inits = [zero, minus_one]
+    model = helper.make_model(helper.make_graph(nodes, kind, [frame], [out], inits),
+                              opset_imports=[helper.make_opsetid("", 17)])
+    if metadata:
+        for prop in onnx.load(str(square_model)).metadata_props:
+            model.metadata_props.add(key=prop.key, value=prop.value)
+    path = tmp_path / f"{kind}.onnx"
+    onnx.save(model, str(path))
+    return path
+
+
+def test_the_monitor_flags_a_frozen_and_a_black_continuation(square_model, square_video, tmp_path, capsys):
+    frozen = rollout(fake_model(square_model, tmp_path, "identity"), square_video, tmp_path / "f.mp4", steps=12)
+    assert frozen["health"]["flags"] == {"frozen": 1}
+    black = rollout(fake_model(square_model, tmp_path, "black"), square_video, tmp_path / "b.mp4", steps=12)
+    assert black["health"]["flags"] == {"black": 1}
+    assert "collapsed to black" in capsys.readouterr().err
+
+
+def test_fail_on_collapse_stops_with_a_valid_shorter_video(square_model, square_video, tmp_path, monkeypatch):
+    black = fake_model(square_model, tmp_path, "black")
+    out = tmp_path / "b.mp4"
+    monkeypatch.setattr("sys.argv", ["epilogue-rollout", str(black), "--from", str(square_video), "--out",
+                                     str(out), "--steps", "50", "--fail-on-collapse"])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    assert exit_info.value.code == 3
+    assert probe(out).frames == 5  # flagged after RUN=5 black steps
+
+
+def test_per_frame_mode_gives_a_video_as_long_as_the_source(square_model, square_video, tmp_path):
+    out = tmp_path / "p.mp4"
+    rollout(square_model, square_video, out, per_frame=True)
+    assert count_and_rate(out) == (160, 24.0, (64, 64))
+
+
+def run_cli(capsys, monkeypatch, *args) -> str:
+    monkeypatch.setattr("sys.argv", ["epilogue-rollout", *map(str, args)])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    assert exit_info.value.code == 2
+    return capsys.readouterr().err.strip().splitlines()[-1]
+
+
+def test_bad_inputs_are_one_clear_line(square_model, square_video, tmp_path, capsys, monkeypatch):
+    text = tmp_path / "model.onnx"
+    text.write_text("hello")
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    bare = fake_model(square_model, tmp_path, "identity", metadata=False)
+    cases = [
+        ((tmp_path / "missing.onnx", "--from", square_video), "does not exist"),
+        ((text, "--from", square_video), "is not an ONNX model"),
+        ((bare, "--from", square_video), "has no epilogue metadata"),
+        ((square_model, "--from", text), "can't be read as a video"),
+        ((square_model, "--from", square_video, "--out", blocker / "c.mp4"), "is not writable"),
+        ((square_model, "--from", square_video, "--start", "999"), "has 160 frames"),
+    ]
+    for args, message in cases:
+        line = run_cli(capsys, monkeypatch, *args, "--steps", "2")
+        assert line.startswith("error: ") and message in line, (args, line)
+    assert not list(tmp_path.glob("*.mp4"))
+
+
+def test_ctrl_c_finalizes_a_valid_shorter_video_without_tensorflow(square_model, square_video, tmp_path):
+    out = tmp_path / "c.mp4"
+    script = ("import sys, runpy\n"
+              "try:\n"
+              "    runpy.run_module('infer.rollout', run_name='__main__')\n"
+              "finally:\n"
+              "    print('tensorflow loaded:', 'tensorflow' in sys.modules, flush=True)\n")
+    command = [sys.executable, "-c", script, str(square_model), "--from", str(square_video), "--out", str(out),
+               "--steps", "100000", "--size", "64x64"]
+    code, output = ctrl_c_when(command, "rollout: step", timeout=60)
+    assert code == 130, output
+    held = int(output.split("is a valid video holding ")[1].split()[0])
+    assert held > 0 and probe(out).frames == held
+    assert "tensorflow loaded: False" in output
