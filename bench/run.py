@@ -1,6 +1,6 @@
 """`make bench`: each figure is a ratio against a baseline measured in the same run, on this machine.
 
-    python -m bench.run [SECTION ...]     sections: pipeline memory training (default: all)
+    python -m bench.run [SECTION ...]     sections: pipeline memory training rollout (default: all)
 
 Figures go to bench/results.json (other sections' figures are kept) and are printed as a table.
 """
@@ -66,14 +66,15 @@ def pipeline() -> dict:
 
 
 _RSS_PROBE = """
-import resource, sys
+import sys
 from pathlib import Path
 from infer.config import resolve
 from trainer import data
 from trainer.plan import plan
+from bench.rss import peak_rss_mb
 config = resolve("pix2pix", None, {"data": {"videos": (sys.argv[1],), "stride": 50, "hop": 1}})
 pairs = sum(1 for _ in data.pair_stream(config, plan(config), "train"))
-print(pairs, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+print(pairs, peak_rss_mb())
 """
 
 
@@ -97,8 +98,13 @@ def memory() -> dict:
     return figures
 
 
-def training(steps: int = 6) -> dict:
-    """Steps/s of epilogue's loop vs a TF-tutorial-style loop, same 256x256 pix2pix, batch 1, CPU float32."""
+def training(steps: int = 5, rounds: int = 3) -> dict:
+    """Steps/s of epilogue's loop vs a TF-tutorial-style loop, same 256x256 pix2pix, batch 1, CPU float32.
+
+    Both read the same augmented batches from epilogue's pipeline, so the figure is the cost of the loop's
+    machinery (strategy, per-replica loss scaling, optimizer wrappers, step variable), not of the data.
+    Rounds alternate between the loops; the medians are kept.
+    """
     import tensorflow as tf
 
     from bench import tutorial_pix2pix
@@ -107,33 +113,135 @@ def training(steps: int = 6) -> dict:
     from trainer.train import Trainer
 
     def rate(step, batches) -> float:
-        for _ in range(2):  # trace and warm up
-            step(*next(batches))
         return steps / timed(lambda: [float(step(*next(batches))[0]) for _ in range(steps)])
 
-    tutorial_step = tutorial_pix2pix.make_step()
-    frames = tf.random.uniform((1, 256, 256, 3), -1, 1)
-    tutorial = rate(tutorial_step, iter(tf.data.Dataset.from_tensors((frames, frames)).repeat()))
-
-    figures = {"tutorial_steps_per_s": round(tutorial, 3)}
-    for xla in (False, True):
-        config = resolve("pix2pix", None, {"data": {"videos": (str(CLIP),), "stride": 6, "hop": 1},
-                                           "train": {"xla": xla, "precision": "float32"}})
-        with tempfile.TemporaryDirectory() as run_dir:
+    figures = {}
+    with tempfile.TemporaryDirectory() as run_dir:
+        loops = {}
+        for xla in (False, True):
+            config = resolve("pix2pix", None, {"data": {"videos": (str(CLIP),), "stride": 6, "hop": 1},
+                                               "train": {"xla": xla, "precision": "float32"}})
             plans = plan(config)
             pairs = data.split_dataset(config, plans, "train", Path(run_dir) / "cache")
-            trainer = Trainer(config, Path(run_dir), tf.distribute.get_strategy(), "float32")
+            trainer = Trainer(config, Path(run_dir) / f"xla{xla}", tf.distribute.get_strategy(), "float32")
             batches = iter(data.train_batches(config, pairs, len(plans[0].splits["train"].starts), 0))
-            ours = rate(lambda i, t: list(trainer.step_fn(i, t).values()), batches)  # noqa: B023
-        name = "epilogue_xla" if xla else "epilogue"
-        figures[f"{name}_steps_per_s"] = round(ours, 3)
-        figures[f"{name}_vs_tutorial"] = round(ours / tutorial, 2)
+            loops["epilogue_xla" if xla else "epilogue"] = (
+                lambda i, t, trainer=trainer: list(trainer.step_fn(i, t).values()), batches)
+        loops["tutorial"] = (tutorial_pix2pix.make_step(), batches)
+        rates: dict[str, list[float]] = {name: [] for name in loops}
+        for step, batches in loops.values():  # trace and warm up
+            [step(*next(batches)) for _ in range(2)]
+        for _ in range(rounds):
+            for name, (step, batches) in loops.items():
+                rates[name].append(rate(step, batches))
+    tutorial = float(np.median(rates["tutorial"]))
+    figures["tutorial_steps_per_s"] = round(tutorial, 3)
+    for name in ("epilogue", "epilogue_xla"):
+        figures[f"{name}_steps_per_s"] = round(float(np.median(rates[name])), 3)
+        figures[f"{name}_vs_tutorial"] = round(float(np.median(rates[name])) / tutorial, 2)
     figures["goal"] = "epilogue >= 1.0x tutorial"
-    figures["setup"] = f"256x256, 64 filters, batch 1, float32, {steps} timed steps after 2 warm-up steps"
+    figures["setup"] = (f"256x256, 64 filters, batch 1, float32, same input batches; medians of {rounds} rounds "
+                        f"of {steps} steps, alternating")
     return figures
 
 
-SECTIONS = {"pipeline": pipeline, "memory": memory, "training": training}
+_ORIGIN_WAY = """
+import sys, time
+from pathlib import Path
+import numpy as np, keras
+from PIL import Image
+from bench.rss import peak_rss_mb
+from infer.video import VideoWriter, read_frames
+from trainer import model
+from trainer.rundir import read_config
+run, source, out, steps = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]), int(sys.argv[4])
+import tensorflow as tf
+config = read_config(run)
+generator = model.generator(config)
+tf.train.Checkpoint(generator=generator).restore(tf.train.latest_checkpoint(str(run / "checkpoints"))).expect_partial()
+*_, (_, frame) = read_frames(source, config.frame_size)
+began, model_s = time.perf_counter(), 0.0
+x = frame[None].astype(np.float32) / 127.5 - 1
+pngs = out.parent / "origin_pngs"
+pngs.mkdir(exist_ok=True)
+for k in range(steps):  # the notebook: training=True, one PNG per step, a video composed afterwards
+    t = time.perf_counter()
+    x = generator(x, training=True).numpy()
+    model_s += time.perf_counter() - t
+    Image.fromarray(((x[0] + 1) * 127.5).clip(0, 255).astype(np.uint8)).save(pngs / f"{k:04d}.png")
+writer = VideoWriter(out, (1080, 1920), 600 / 90)
+for k in range(steps):
+    writer.write(np.asarray(Image.open(pngs / f"{k:04d}.png").convert("RGB")))
+writer.close()
+print(time.perf_counter() - began, model_s / steps, peak_rss_mb())
+"""
+
+_OUR_WAY = """
+import sys, time
+from pathlib import Path
+from infer.rollout import rollout
+from bench.rss import peak_rss_mb
+began = time.perf_counter()
+record = rollout(Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]), steps=int(sys.argv[4]), size="1920x1080",
+                 provider="cpu")
+assert "tensorflow" not in sys.modules
+print(time.perf_counter() - began, record["timing"]["model_s_per_step"],
+      peak_rss_mb())
+"""
+
+
+def model_only(generator, onnx_path: Path, runs: int = 10) -> dict:
+    """Seconds per 256x256 frame of the model alone, nothing else running: ONNX Runtime vs Keras."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    frame = np.random.default_rng(0).uniform(-1, 1, (1, 256, 256, 3)).astype(np.float32)
+    figures = {}
+    for name, run in (("onnxruntime", lambda: session.run(None, {"frame": frame})),
+                      ("keras_training_true", lambda: generator(frame, training=True).numpy())):
+        run()
+        figures[f"model_only_s_per_frame_{name}"] = round(min(timed(run) for _ in range(runs)), 4)
+    figures["model_only_onnxruntime_vs_keras"] = round(
+        figures["model_only_s_per_frame_keras_training_true"] / figures["model_only_s_per_frame_onnxruntime"], 2)
+    return figures
+
+
+def rollout(steps: int = 600) -> dict:
+    """600 steps at 256x256 into a 1920x1080 MP4: this runner vs the origin story's notebook, same weights."""
+    import keras
+    import tensorflow as tf
+
+    from export.onnx_export import contract, convert, save
+    from trainer import model
+    from trainer.plan import plan
+    from trainer.rundir import open_run
+
+    figures = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        run = Path(tmp) / "run"
+        config = resolve("pix2pix", None, {"data": {"videos": (str(CLIP),), "stride": 6, "hop": 1}})
+        open_run(run, config, plan(config))
+        keras.utils.set_random_seed(0)
+        generator = model.generator(config)  # untrained weights: speed does not depend on them
+        tf.train.CheckpointManager(tf.train.Checkpoint(generator=generator), run / "checkpoints", 1).save()
+        onnx_path = run / "generator.onnx"
+        save(convert(generator, 256, 256, 17), onnx_path, contract(run, 0))
+        figures |= model_only(generator, onnx_path)
+        for name, script, target in (("epilogue", _OUR_WAY, onnx_path), ("origin_notebook", _ORIGIN_WAY, run)):
+            out = subprocess.run([sys.executable, "-c", script, str(target), str(CLIP), str(Path(tmp) / f"{name}.mp4"),
+                                  str(steps)], capture_output=True, text=True, cwd=ROOT)
+            if out.returncode:
+                raise SystemExit(f"bench rollout: {name} failed:\n{out.stderr[-3000:]}")
+            wall, per_step, rss = (float(v) for v in out.stdout.split()[-3:])
+            figures |= {f"{name}_wall_s": round(wall, 1), f"{name}_model_s_per_step": round(per_step, 4),
+                        f"{name}_peak_rss_mb": int(rss)}
+    figures["wall_time_ratio"] = round(figures["origin_notebook_wall_s"] / figures["epilogue_wall_s"], 2)
+    figures["goal"] = "origin notebook / epilogue wall time >= 3x"
+    figures["setup"] = f"{steps} steps, 256x256 pix2pix (54.4 M parameters), 1920x1080 libx264 MP4, CPU"
+    return figures
+
+
+SECTIONS = {"pipeline": pipeline, "memory": memory, "training": training, "rollout": rollout}
 
 
 def main(names: list[str]) -> None:

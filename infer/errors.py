@@ -23,6 +23,9 @@ def exit_on_user_error(command: Callable[[], object]) -> None:
     except UserError as error:
         print(f"error: {error}", file=sys.stderr, flush=True)
         sys.exit(2)
+    except KeyboardInterrupt:  # a second Ctrl-C, or one outside the loops that finish cleanly
+        print("interrupted", file=sys.stderr, flush=True)
+        sys.exit(130)
 
 
 def atomic_path(final: Path) -> Path:

@@ -176,7 +176,8 @@ class VideoWriter:
         self._stream.height, self._stream.width = size
         self._stream.pix_fmt = "yuv420p"
         if self.codec == "libx264":
-            self._stream.options = {"crf": "18", "preset": "medium", **(options or {})}
+            # veryfast: 2.5x the speed of medium at about the same size for upscaled, smooth frames.
+            self._stream.options = {"crf": "18", "preset": "veryfast", **(options or {})}
         elif options:
             self._stream.options = options
 

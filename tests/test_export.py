@@ -78,3 +78,22 @@ def test_fp16_variant_keeps_float32_io_and_says_parity_is_unchecked(square_run, 
     assert half.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
     assert half.graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
     assert "parity unchecked" in capsys.readouterr().err
+
+
+def test_a_mixed_precision_run_trains_logs_its_loss_scale_and_exports_as_float32(square_video, tmp_path):
+    import tensorflow as tf
+
+    from infer.config import resolve
+    from trainer.train import train
+
+    config = resolve("tiny", None, {"data": {"videos": (str(square_video),)},
+                                    "train": {"steps": 4, "precision": "mixed_float16", "eval_every": 100,
+                                              "checkpoint_every": 100}})
+    run = train(config, tmp_path / "mixed")
+    tags = {value.tag for path in (run / "logs").glob("events.out.tfevents.*")
+            for event in tf.compat.v1.train.summary_iterator(str(path)) for value in event.summary.value}
+    assert "loss_scale" in tags
+    out = export(run, "latest")
+    proto = onnx.load(str(out))
+    assert proto.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    assert not any(init.data_type == onnx.TensorProto.FLOAT16 for init in proto.graph.initializer)

@@ -100,3 +100,20 @@ def test_mirrored_strategy_on_two_cpu_devices_trains(square_video, tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr[-3000:]
     assert "MirroredStrategy (2 replica(s))" in result.stdout
     assert json.loads((tmp_path / "mirrored" / "metrics.json").read_text())["step"] == 6
+
+
+def test_divergence_stops_with_a_clear_error_and_no_nan_checkpoint(square_video, tmp_path):
+    from infer.errors import UserError
+
+    config = resolve("tiny", None, {"data": {"videos": (str(square_video),)},
+                                    "train": {"steps": 20, "learning_rate": 1e30, "lr_decay": False,
+                                              "eval_every": 100, "checkpoint_every": 1}})
+    with pytest.raises(UserError, match="diverged|NaN/Inf"):
+        train(config, tmp_path / "run")
+    import tensorflow as tf
+
+    checkpoints = tf.train.get_checkpoint_state(str(tmp_path / "run" / "checkpoints"))
+    for prefix in checkpoints.all_model_checkpoint_paths if checkpoints else []:
+        weights = [tf.train.load_variable(prefix, name) for name, _ in tf.train.list_variables(prefix)
+                   if name.startswith("generator/")]
+        assert all(np.isfinite(w).all() for w in weights if np.asarray(w).dtype.kind == "f"), prefix
