@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from infer.config import Config
 from infer.errors import UserError
 
 CONTRACT_KEY = "epilogue"  # marks the file as ours; the other keys sit beside it
@@ -46,10 +45,6 @@ class Contract:
     def to_metadata(self) -> dict[str, str]:
         values = {k: json.dumps(v) for k, v in dataclasses.asdict(self).items()}
         return {CONTRACT_KEY: json.dumps({"format": 1}), **values}
-
-    @property
-    def config_object(self) -> Config:
-        return Config.from_dict(self.config)
 
     @classmethod
     def from_metadata(cls, metadata: dict[str, str], where: Path) -> Contract:

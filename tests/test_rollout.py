@@ -11,6 +11,7 @@ import pytest
 from conftest import ctrl_c_when
 from onnx import TensorProto, helper
 
+from infer.errors import UserError
 from infer.rollout import main, rollout
 from infer.runner import to_model
 from infer.video import probe, read_frames, read_image
@@ -146,3 +147,19 @@ def test_ctrl_c_finalizes_a_valid_shorter_video_without_tensorflow(square_model,
     held = int(output.split("is a valid video holding ")[1].split()[0])
     assert held > 0 and probe(out).frames == held
     assert "tensorflow loaded: False" in output
+
+
+def test_a_still_image_can_start_a_rollout_and_starts_are_parsed(square_model, tmp_path):
+    from conftest import square_frame
+
+    from infer.pictures import save_png
+    from infer.rollout import _start_index
+
+    image = save_png(tmp_path / "still.png", square_frame(5, size=96))
+    record = rollout(square_model, image, tmp_path / "c.mp4", steps=3)
+    assert count_and_rate(tmp_path / "c.mp4")[0] == 3 and record["size"] == [96, 96]
+    assert _start_index("last", 160, 24.0, image) == 159
+    assert _start_index("30", 160, 24.0, image) == 30
+    assert _start_index("2.5s", 160, 24.0, image) == 60
+    with pytest.raises(UserError, match="is not last, a frame number or seconds"):
+        _start_index("soon", 160, 24.0, image)

@@ -21,7 +21,9 @@ def _filters(config: Config, level: int) -> int:
 
 
 def _down(x, filters: int, norm: bool, name: str):
-    x = layers.Conv2D(filters, 4, strides=2, padding="same", kernel_initializer=INIT, use_bias=not norm,
+    # No bias, as in the TF tutorial: a norm would cancel it, and without one Grappler's conv+bias+LeakyReLU
+    # fusion fails on the bottleneck (a logged "remapper failed" error).
+    x = layers.Conv2D(filters, 4, strides=2, padding="same", kernel_initializer=INIT, use_bias=False,
                       name=f"{name}_conv")(x)
     if norm:
         x = layers.GroupNormalization(groups=-1, epsilon=1e-5, name=f"{name}_norm")(x)

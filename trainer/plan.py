@@ -62,13 +62,12 @@ def plan_video(info: VideoInfo, stride: int, hop: int, fractions: tuple[float, f
     return VideoPlan(info, stride, splits)
 
 
-def plan(config: Config, infos: list[VideoInfo] | None = None) -> list[VideoPlan]:
+def plan(config: Config) -> list[VideoPlan]:
     """Plan every video of the config; warn about thin splits, fail on ones training can't do without."""
     data = config.data
     if not data.videos:
         raise UserError("no video given; pass one or more video files")
-    infos = infos or [probe(Path(v)) for v in data.videos]
-    plans = [plan_video(info, data.stride, config.hop, data.splits) for info in infos]
+    plans = [plan_video(probe(Path(v)), data.stride, config.hop, data.splits) for v in data.videos]
     for name in SPLITS:
         count = sum(len(p.splits[name].starts) for p in plans)
         if count == 0 and name != "test":
