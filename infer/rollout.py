@@ -9,7 +9,6 @@ for collapse, and a JSON beside the video says how it was made.
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from collections.abc import Iterator
@@ -303,7 +302,6 @@ def cli(
 
 
 def main() -> None:
-    os.environ.setdefault("OMP_NUM_THREADS", str(os.cpu_count() or 1))
     exit_on_user_error(app)
 
 
