@@ -23,11 +23,12 @@ import tf2onnx
 import typer
 
 from infer import __version__
+from infer.config import Config
 from infer.contract import Contract
 from infer.errors import UserError, atomic_path, check_writable_dir, exit_on_user_error, warn
 from infer.video import read_frames
 from trainer import model
-from trainer.plan import plan
+from trainer.plan import VideoPlan, plan
 from trainer.rundir import read_config
 
 STEP_TOLERANCE = 1e-4  # max abs difference of one step, values in [-1, 1]
@@ -69,13 +70,12 @@ def load_generator(run_dir: Path, checkpoint: str) -> tuple[keras.Model, int]:
     return generator, int(step.numpy())
 
 
-def validation_frames(run_dir: Path, count: int = 4) -> np.ndarray:
+def validation_frames(config: Config, first: VideoPlan, count: int = 4) -> np.ndarray:
     """`count` real frames spread over the first video's validation split, in [-1, 1]."""
-    config = read_config(run_dir)
-    first = plan(config)[0]
     split = first.splits["val"]
     wanted = set(np.linspace(split.start, split.stop - 1, count).round().astype(int).tolist())
-    frames = [f for _, f in read_frames(Path(first.info.path), config.frame_size, config.data.fit, wanted=wanted)]
+    frames = [f for _, f in read_frames(Path(first.info.path), config.frame_size, config.data.fit, wanted=wanted,
+                                        stop=split.stop)]
     return np.stack(frames).astype(np.float32) / 127.5 - 1.0
 
 
@@ -93,11 +93,11 @@ def check_parity(generator: keras.Model, proto: onnx.ModelProto, frames: np.ndar
     return {"step_max_abs_diff": step, "rollout_max_abs_diff": float(np.abs(a - b).max())}
 
 
-def contract(run_dir: Path, step: int) -> Contract:
+def contract(run_dir: Path, step: int, first: VideoPlan) -> Contract:
     record = json.loads((run_dir / "config.json").read_text())
     config = read_config(run_dir)
     video = record["videos"][0]
-    spans = {name: [s.start, s.stop] for name, s in plan(config)[0].splits.items()}
+    spans = {name: [s.start, s.stop] for name, s in first.splits.items()}
     return Contract(input="frame", output="next_frame", layout="NHWC", value_range=(-1.0, 1.0),
                     frame_size=config.frame_size, fit=config.data.fit, stride=config.data.stride,
                     source_fps=video["fps"], source_size=tuple(video["size"]), context_frames=1,
@@ -144,10 +144,11 @@ def export(run_dir: Path, which: str = "best", out: Path | None = None, fp16: bo
     check_writable_dir(out.parent, "output directory")
     checkpoint = find_checkpoint(run_dir, which)
     generator, step = load_generator(run_dir, checkpoint)
-    meta = contract(run_dir, step)
+    first = plan(read_config(run_dir))[0]
+    meta = contract(run_dir, step, first)
     print(f"exporting {checkpoint} (step {step}) with tf2onnx {tf2onnx.__version__}, opset {opset}", flush=True)
     proto = convert(generator, *meta.frame_size, opset)
-    frames = validation_frames(run_dir)
+    frames = validation_frames(read_config(run_dir), first)
     parity = check_parity(generator, proto, frames, ["CPUExecutionProvider"])
     print(f"parity on {len(frames)} validation frames (ONNX Runtime CPU vs Keras): one step max |diff| "
           f"{parity['step_max_abs_diff']:.2e} (limit {STEP_TOLERANCE:.0e}), {ROLLOUT_STEPS}-step rollout "

@@ -79,9 +79,6 @@ class Config:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
-
     def fingerprint(self) -> str:
         """Short hash of everything that shapes the model and its data."""
         return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
@@ -93,7 +90,10 @@ class Config:
     def validate(self) -> Config:
         d, m, t = self.data, self.model, self.train
         if d.stride < 1 or d.hop < 0:
-            raise UserError(f"stride must be >= 1 and hop >= 1 (got stride {d.stride}, hop {d.hop})")
+            raise UserError(f"stride must be >= 1 and hop >= 1, or 0 for the stride (got stride {d.stride}, "
+                            f"hop {d.hop})")
+        if d.jitter < 0 or d.shuffle_buffer < 1:
+            raise UserError(f"jitter must be >= 0 and shuffle_buffer >= 1 (got {d.jitter}, {d.shuffle_buffer})")
         if len(d.splits) != 3 or any(f < 0 for f in d.splits) or abs(sum(d.splits) - 1) > 1e-6:
             raise UserError(
                 f"split fractions {list(d.splits)} must be three non-negative numbers (train, val, test) "
@@ -113,8 +113,10 @@ class Config:
             raise UserError(f"precision must be one of {', '.join(PRECISIONS)} (got {t.precision!r})")
         if t.strategy not in STRATEGIES:
             raise UserError(f"strategy must be one of {', '.join(STRATEGIES)} (got {t.strategy!r})")
-        if t.steps < 1 or t.batch_size < 1:
-            raise UserError(f"steps and batch size must be >= 1 (got {t.steps}, {t.batch_size})")
+        counts = {"steps": t.steps, "batch_size": t.batch_size, "eval_every": t.eval_every,
+                  "checkpoint_every": t.checkpoint_every, "eval_pairs": t.eval_pairs, "preview_steps": t.preview_steps}
+        if bad := {k: v for k, v in counts.items() if v < 1}:
+            raise UserError(f"these must be >= 1: {', '.join(f'{k} (got {v})' for k, v in bad.items())}")
         return self
 
 
@@ -166,4 +168,8 @@ def resolve(preset: str, config_file: Path | None, overrides: dict[str, dict[str
             raise UserError(f"can't read config file {config_file}: {error}") from None
         config = apply(config, values, str(config_file))
     given = {s: {k: v for k, v in fs.items() if v is not None} for s, fs in overrides.items()}
-    return apply(config, {s: fs for s, fs in given.items() if fs}, "command line").validate()
+    config = apply(config, {s: fs for s, fs in given.items() if fs}, "command line")
+    try:
+        return config.validate()
+    except TypeError:  # e.g. stride = "six" in a TOML file
+        raise UserError(f"an option has the wrong type: {config.to_dict()}; check the config file") from None

@@ -53,7 +53,7 @@ def start_frame(start: str, contract: Contract, frames: int, fps: float, video: 
         return contract.splits["test"][0]
     try:
         index = round(float(start.rstrip("s")) * fps)
-    except ValueError:
+    except (ValueError, OverflowError):
         raise UserError(f"--from {start!r} is not 'test' or seconds (e.g. 21.5)") from None
     if not 0 <= index < frames:
         raise UserError(f"--from {start} is frame {index}, but video {video} has {frames} frames")
@@ -102,6 +102,8 @@ def beats(model: list[float], baseline: list[float], better: str) -> list[int]:
 
 def evaluate(model_path: Path, video: Path, start: str = "test", steps: int | None = None, long: int = 600,
              out: Path | None = None, provider: str = "auto") -> dict:
+    if (steps is not None and steps < 1) or long < 1:
+        raise UserError(f"--steps and --long must be >= 1 (got {steps}, {long})")
     model = load(model_path, provider)
     contract = model.contract
     info = probe(video)
@@ -174,8 +176,9 @@ def summarize(report: dict) -> list[str]:
     for baseline, label in (("persistence", "persistence (repeat the start frame)"),
                             ("mean_frame", "the mean training frame")):
         won = report["model_beats"][baseline]["l1"]
-        lines.append(f"L1: model beats {label} at steps {longest_runs(won)} ({len(won)} of {n}); step 1: model "
-                     f"{m['model']['l1'][0]:.4f} vs {m[baseline]['l1'][0]:.4f}")
+        where = f"at steps {longest_runs(won)} ({len(won)} of {n})" if won else f"at no step of {n}"
+        lines.append(f"L1: model beats {label} {where}; step 1: model {m['model']['l1'][0]:.4f} vs "
+                     f"{m[baseline]['l1'][0]:.4f}")
     long = report["long"]
     flags = long["health"]["flags"]
     lines.append(f"{report['long_steps']}-step rollout: motion within the real film's 5-95% band at "

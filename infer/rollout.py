@@ -64,7 +64,7 @@ def find_start(model: Model, source: Path, start: str) -> Start:
             image = read_image(source)
         except (av.FFmpegError, StopIteration):
             raise UserError(f"image {source} can't be read as an image") from None
-        return Start(source, 0, resize(image, contract.frame_size), contract.source_fps,
+        return Start(source, 0, resize(image, contract.frame_size, contract.fit), contract.source_fps,
                      (image.shape[1], image.shape[0]), 1)
     info = probe(source)
     index = _start_index(start, info.frames, info.fps, source)
@@ -78,7 +78,7 @@ def _start_index(start: str, frames: int, fps: float, source: Path) -> int:
         return frames - 1
     try:
         index = int(start) if start.isdigit() else round(float(start.rstrip("s")) * fps)
-    except ValueError:
+    except (ValueError, OverflowError):
         raise UserError(f"--start {start!r} is not last, a frame number or seconds (e.g. 12.5s)") from None
     if not 0 <= index < frames:
         raise UserError(f"--start {start} is frame {index}, but video {source} has {frames} frames (0-{frames - 1})")
@@ -124,21 +124,21 @@ def blended(previous: np.ndarray, current: np.ndarray, blend: int) -> Iterator[n
     yield current
 
 
-def source_prefix(start: Start, seconds: float, fps: float, size: tuple[int, int]) -> Iterator[np.ndarray]:
+def source_prefix(start: Start, seconds: float, fps: float, size: tuple[int, int], fit: str) -> Iterator[np.ndarray]:
     """The source's last `seconds` up to the start frame, resampled to the output rate, at output size."""
     count = max(1, round(seconds * fps))
     times = [start.index / start.fps - (count - 1 - j) / fps for j in range(count)]
     indices = [max(0, min(start.index, round(t * start.fps))) for t in times]
-    frames = dict(read_frames(start.source, size, wanted=set(indices), stop=start.index + 1))
+    frames = dict(read_frames(start.source, size, fit, wanted=set(indices), stop=start.index + 1))
     for index in indices:
         yield frames[index]
 
 
-def real_future(start: Start, stride: int, steps: int, size: tuple[int, int]) -> Iterator[np.ndarray]:
+def real_future(start: Start, stride: int, steps: int, size: tuple[int, int], fit: str) -> Iterator[np.ndarray]:
     """For side-by-side: the real frame `k * stride` after the start for each step k, held at the film's end."""
     last = start.index + (start.frames - 1 - start.index) // stride * stride
     indices = [min(start.index + k * stride, last) for k in range(1, steps + 1)]
-    frames = read_frames(start.source, size, wanted=set(indices))
+    frames = read_frames(start.source, size, fit, wanted=set(indices))
     index, frame = -1, None
     for wanted in indices:  # non-decreasing, as read_frames yields
         while index < wanted:
@@ -168,22 +168,23 @@ def rollout(model_path: Path, source: Path, out: Path, *, start: str = "last", s
     else:
         rate = step_rate(steps, fps, duration)
         video_fps, total = rate * (blend + 1), steps
+    stepper = Stepper(model)  # device buffers first: nothing to clean up if they can't be had
     codec = pick_codec(("h264_nvenc", "libx264") if model.device == "cuda" and _nvenc_works() else ("libx264",))
     writer = VideoWriter(out, (height, width * (2 if side_by_side else 1)), video_fps, codec)
     print(f"encoder: {codec}{'' if codec != 'mpeg4' else ' (libx264 missing: MPEG-4 Part 2 instead)'}, "
           f"{width * (2 if side_by_side else 1)}x{height} at {video_fps:.3f} fps", flush=True)
     encoder = BackgroundEncoder(writer)
-    stepper, monitor = Stepper(model), Monitor()
+    monitor = Monitor()
     progress = Steps("frames" if per_frame else "rollout", total, unit="frame" if per_frame else "step")
     began, model_seconds, done, stopped_by = time.perf_counter(), 0.0, 0, None
     try:
         if with_source and not per_frame:
-            left = source_prefix(origin, with_source, video_fps, (height, width))
+            left = source_prefix(origin, with_source, video_fps, (height, width), contract.fit)
             for frame in left:
                 encoder.put(frame, frame if side_by_side else None)
         if per_frame:
             frames = read_frames(source, contract.frame_size, contract.fit)
-            real = read_frames(source, (height, width)) if side_by_side else None
+            real = read_frames(source, (height, width), contract.fit) if side_by_side else None
             for done, (_, frame) in enumerate(frames, start=1):
                 t = time.perf_counter()
                 output = stepper.apply(frame)
@@ -196,7 +197,8 @@ def rollout(model_path: Path, source: Path, out: Path, *, start: str = "last", s
             previous = origin.frame
             if frames_dir is not None:
                 save_png(frames_dir / "step_0000.png", origin.frame)
-            real = real_future(origin, contract.stride, steps, (height, width)) if side_by_side else None
+            real = real_future(origin, contract.stride, steps, (height, width), contract.fit) if side_by_side \
+                else None
             for k in range(1, steps + 1):
                 t = time.perf_counter()
                 stepper.step()

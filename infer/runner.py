@@ -29,7 +29,6 @@ class Model:
     contract: Contract
     provider: str  # the execution provider that actually runs the model
     device: str  # "cuda" or "cpu": where the step buffers live
-    path: Path
 
 
 def _session(path: Path, provider: str) -> ort.InferenceSession:
@@ -65,10 +64,13 @@ def load(path: Path, provider: str = "auto") -> Model:
             tried.append(f"{name}: could not start (no driver or libraries)")
             continue
         contract = Contract.from_metadata(session.get_modelmeta().custom_metadata_map, path)
+        if contract.layout != "NHWC" or tuple(contract.value_range) != (-1.0, 1.0) or contract.context_frames != 1:
+            raise UserError(f"model {path} wants {contract.layout} frames in {contract.value_range} with "
+                            f"{contract.context_frames} context frames; this runner feeds NHWC in [-1, 1], one frame")
         device = "cpu" if name == "cpu" else "cuda"
         note = f" ({'; '.join(tried)})" if tried else ""
         print(f"provider: {PROVIDERS[name]}{note}", flush=True)
-        return Model(session, contract, PROVIDERS[name], device, path)
+        return Model(session, contract, PROVIDERS[name], device)
     raise UserError(f"no execution provider could run {path}: {'; '.join(tried)}")
 
 

@@ -132,11 +132,11 @@ def _filter(frame: av.VideoFrame, size: tuple[int, int]) -> Interpolation:
     return Interpolation.AREA if size[0] * size[1] < frame.width * frame.height else Interpolation.LANCZOS
 
 
-def resize(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Resize an RGB uint8 array to (height, width) with the same filters as decoding."""
+def resize(rgb: np.ndarray, size: tuple[int, int], fit: str = "squash") -> np.ndarray:
+    """Resize an RGB uint8 array to (height, width) with the same filters and fit as decoding."""
     if rgb.shape[:2] == tuple(size):
         return rgb
-    return to_rgb(av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24"), size)
+    return to_rgb(av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24"), size, fit)
 
 
 def read_image(path: Path) -> np.ndarray:
@@ -225,8 +225,15 @@ class BackgroundEncoder:
 
     def put(self, frame: np.ndarray, left: np.ndarray | None = None) -> None:
         if self.error is not None:
-            raise self.error
+            self._fail()
         self._queue.put((frame, left))
+
+    def _fail(self) -> None:
+        """Stop, drop the partial file, and report a write failure in one line."""
+        self.abort()
+        if isinstance(self.error, OSError):
+            raise UserError(f"can't write {self.writer.path} ({self.error}); nothing left under that name")
+        raise self.error
 
     def _run(self) -> None:
         while (item := self._queue.get()) is not None:
@@ -244,14 +251,15 @@ class BackgroundEncoder:
         """Wait for every queued frame, then finalize the file under its name."""
         self._queue.put(None)
         self._thread.join()
-        if self.error is not None:
-            self.writer.abort()
-            if isinstance(self.error, OSError):
-                raise UserError(f"can't write {self.writer.path} ({self.error}); nothing left under that name")
-            raise self.error
-        return self.writer.close()
+        if self.error is None:
+            try:
+                return self.writer.close()
+            except OSError as error:
+                self.error = error
+        self._fail()
 
     def abort(self) -> None:
-        self._queue.put(None)
-        self._thread.join()
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
         self.writer.abort()

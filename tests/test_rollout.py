@@ -163,3 +163,22 @@ def test_a_still_image_can_start_a_rollout_and_starts_are_parsed(square_model, t
     assert _start_index("2.5s", 160, 24.0, image) == 60
     with pytest.raises(UserError, match="is not last, a frame number or seconds"):
         _start_index("soon", 160, 24.0, image)
+
+
+def test_a_crop_model_shows_the_real_film_cropped_as_it_was_trained(square_model, tmp_path):
+    from conftest import write_video
+
+    wide = np.zeros((64, 128, 3), np.uint8)
+    wide[:, :32] = 255  # a white left quarter that a centre crop cuts away
+    video = write_video(tmp_path / "wide.mp4", [wide] * 30)
+    identity = fake_model(square_model, tmp_path, "identity")
+    proto = onnx.load(str(identity))
+    for prop in proto.metadata_props:
+        if prop.key == "fit":
+            prop.value = json.dumps("crop")
+    onnx.save(proto, str(identity))
+    out = tmp_path / "c.mp4"
+    record = rollout(identity, video, out, steps=4, fps=4, with_source=1.0, side_by_side=True)
+    assert record["size"] == [128, 64]  # two 64x64 panels: the crop's aspect at the source's height
+    first = next(read_frames(out))[1]
+    assert first.mean() < 20  # the prefix is the centre crop (black), not the squashed frame (a white band)

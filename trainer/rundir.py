@@ -65,3 +65,11 @@ def read_config(run_dir: Path) -> Config:
     if not path.is_file():
         raise UserError(f"{run_dir} is not a run directory (no config.json); train one with epilogue-train")
     return Config.from_dict(json.loads(path.read_text())["config"])
+
+
+def forget_evals_after(run_dir: Path, step: int) -> None:
+    """Drop evals.jsonl lines past `step`, so a resumed run's log has each step once."""
+    path = run_dir / "evals.jsonl"
+    if path.exists():
+        kept = [line for line in path.read_text().splitlines() if json.loads(line)["step"] <= step]
+        write_text_atomic(path, "".join(f"{line}\n" for line in kept))

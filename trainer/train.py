@@ -138,7 +138,7 @@ class Trainer:
 
     def weights_finite(self) -> bool:
         variables = self.generator.weights + self.discriminator.weights
-        return all(bool(tf.reduce_all(tf.math.is_finite(tf.convert_to_tensor(v)))) for v in variables)
+        return bool(tf.reduce_all([tf.reduce_all(tf.math.is_finite(tf.convert_to_tensor(v))) for v in variables]))
 
     def save(self, best: bool = False) -> None:
         """Checkpoint, but never weights that went NaN: the last good checkpoint stays the latest."""
@@ -225,8 +225,8 @@ def train(config: Config, run_dir: Path) -> Path:
                                                                           counts["train"], start))
     val_every = max(1, math.ceil(counts["val"] / t.eval_pairs))
     val_batches = data.eval_batches(pairs["val"].shard(val_every, 0), 8)
+    preview_start = last_frame(pairs["val"])  # a full pass first: it fills the validation cache
     samples = fixed_samples(pairs["val"], 4, counts["val"])
-    preview_start = last_frame(pairs["val"])
     writer = tf.summary.create_file_writer(str(run_dir / "logs"))
     best_path = run_dir / "best" / "best.json"
     best_l1 = json.loads(best_path.read_text())["l1"] if best_path.exists() else math.inf
@@ -251,12 +251,13 @@ def train(config: Config, run_dir: Path) -> Path:
               f"SSIM {scores['ssim']:.3f}  (best L1 {best_l1:.4f})", flush=True)
         return scores
 
+    rundir.forget_evals_after(run_dir, start)  # a resume from an older checkpoint redoes those evals
     stop = StopRequest()
     progress = Steps("train", t.steps, start)
     step, iterator = start, iter(batches)
-    if start == 0:
-        run_eval(0)  # the untrained baseline every later eval is compared with
     try:
+        if start == 0:
+            run_eval(0)  # the untrained baseline every later eval is compared with
         while step < t.steps and stop.signal is None:
             losses = {k: float(v) for k, v in trainer.step_fn(*next(iterator)).items()}
             step += 1
@@ -285,7 +286,8 @@ def train(config: Config, run_dir: Path) -> Path:
     if step % t.checkpoint_every:
         trainer.save()
 
-    val = run_eval(step)
+    run_eval(step)
+    val = evaluate.score(trainer.generator, data.eval_batches(pairs["val"], 8))  # every pair, not a sample
     test = evaluate.score(trainer.generator, data.eval_batches(pairs["test"], 8)) if counts["test"] else {}
     metrics = {"step": step, "val": val, "test": test, "best": json.loads(best_path.read_text()),
                "pairs": counts, "config_fingerprint": record["fingerprint"]}
