@@ -31,6 +31,7 @@ from infer.video import (
     BackgroundEncoder,
     VideoWriter,
     file_sha256,
+    last_frame,
     pick_codec,
     probe,
     read_frames,
@@ -66,9 +67,13 @@ def find_start(model: Model, source: Path, start: str) -> Start:
             raise UserError(f"image {source} can't be read as an image") from None
         return Start(source, 0, resize(image, contract.frame_size, contract.fit), contract.source_fps,
                      (image.shape[1], image.shape[0]), 1)
-    info = probe(source)
-    index = _start_index(start, info.frames, info.fps, source)
-    ((_, frame),) = read_frames(source, contract.frame_size, contract.fit, wanted={index}, stop=index + 1)
+    if start == "last":  # the common case: count and take the last frame in one decoding pass
+        info, frame = last_frame(source, contract.frame_size, contract.fit)
+        index = info.frames - 1
+    else:
+        info = probe(source)
+        index = _start_index(start, info.frames, info.fps, source)
+        ((_, frame),) = read_frames(source, contract.frame_size, contract.fit, wanted={index}, stop=index + 1)
     return Start(source, index, frame, info.fps, (info.width, info.height), info.frames)
 
 
@@ -258,7 +263,8 @@ def _nvenc_works() -> bool:
 
 def _report(record: dict, path: Path, stopped_by: str | None, monitor: Monitor) -> None:
     timing = record["timing"]
-    print(f"{record['steps']} steps in {timing['wall_s']:.1f} s (model {timing['model_s']:.1f} s), "
+    unit = "source frames" if record["mode"] == "per-frame" else "steps"
+    print(f"{record['steps']} {unit} in {timing['wall_s']:.1f} s (model {timing['model_s']:.1f} s), "
           f"{record['frames']} frames at {record['fps']:.3f} fps = {record['frames'] / record['fps']:.1f} s of video")
     if monitor.flags:
         print(f"health: flagged {', '.join(f'{k} from step {v}' for k, v in monitor.flags.items())} "

@@ -67,11 +67,21 @@ def _decode(path: Path, container: av.container.InputContainer) -> Iterator[av.V
 
 def probe(path: Path) -> VideoInfo:
     """Count frames by decoding (no pixel conversion) and read rate and displayed size."""
+    return _scan(path)[0]
+
+
+def last_frame(path: Path, size: tuple[int, int], fit: str = "squash") -> tuple[VideoInfo, np.ndarray]:
+    """The video's info and its true last decoded frame, resized: one decoding pass."""
+    return _scan(path, size, fit)
+
+
+def _scan(path: Path, size: tuple[int, int] | None = None, fit: str = "squash") -> tuple[VideoInfo, np.ndarray | None]:
+    """Decode every frame without converting any; with `size`, convert the last one."""
     with _open(path) as container:
         stream = container.streams.video[0]
-        count, first = 0, None
+        count, first, last = 0, None, None
         for frame in _decode(path, container):
-            first = first or frame
+            first, last = first or frame, frame
             count += 1
         if first is None:
             raise UserError(f"video {path} has a video stream but no frame could be decoded")
@@ -79,7 +89,8 @@ def probe(path: Path) -> VideoInfo:
         if _quarter_turns(first) % 2:
             width, height = height, width
         rate = stream.average_rate or stream.guessed_rate or Fraction(24)
-        return VideoInfo(str(path), count, float(rate), width, height)
+        info = VideoInfo(str(path), count, float(rate), width, height)
+        return info, (to_rgb(last, size, fit) if size is not None else None)
 
 
 def read_frames(
