@@ -211,7 +211,8 @@ def rollout(steps: int = 600) -> dict:
     import keras
     import tensorflow as tf
 
-    from export.onnx_export import contract, convert, save
+    from export.onnx_export import contract, save
+    from export.onnx_graph import to_onnx
     from trainer import model
     from trainer.plan import plan
     from trainer.rundir import open_run
@@ -225,7 +226,8 @@ def rollout(steps: int = 600) -> dict:
         generator = model.generator(config)  # untrained weights: speed does not depend on them
         tf.train.CheckpointManager(tf.train.Checkpoint(generator=generator), run / "checkpoints", 1).save()
         onnx_path = run / "generator.onnx"
-        save(convert(generator, 256, 256, 17), onnx_path, contract(run, 0, plan(config)[0]))
+        meta = contract(run, 0, plan(config)[0])
+        save(to_onnx(generator, meta.input, meta.output, 17), onnx_path, meta)
         figures |= model_only(generator, onnx_path)
         for name, script, target in (("epilogue", _OUR_WAY, onnx_path), ("origin_notebook", _ORIGIN_WAY, run)):
             out = subprocess.run([sys.executable, "-c", script, str(target), str(CLIP), str(Path(tmp) / f"{name}.mp4"),

@@ -1,8 +1,9 @@
 """Export the trained generator to ONNX, carrying its own contract, with parity checked, not assumed.
 
 The generator is rebuilt under the float32 policy and the checkpoint's weights loaded into it (a
-mixed-precision run exports as float32), converted with tf2onnx, then run by ONNX Runtime beside Keras on
-real validation frames: one step, and a 10-step rollout fed back on itself. Export fails when they differ.
+mixed-precision run exports as float32), written out as an ONNX graph layer by layer, then run by ONNX
+Runtime beside Keras on real validation frames: one step, and a 10-step rollout fed back on itself.
+Export fails when they differ.
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import tensorflow as tf
-import tf2onnx
 import typer
 
+from export.onnx_graph import to_onnx
 from infer import __version__
 from infer.config import Config
 from infer.contract import Contract
@@ -106,12 +107,6 @@ def contract(run_dir: Path, step: int, first: VideoPlan) -> Contract:
                     config=config.to_dict())
 
 
-def convert(generator: keras.Model, height: int, width: int, opset: int) -> onnx.ModelProto:
-    spec = [tf.TensorSpec((None, height, width, 3), tf.float32, name="frame")]
-    proto, _ = tf2onnx.convert.from_keras(generator, input_signature=spec, opset=opset)
-    return proto
-
-
 def to_fp16(proto: onnx.ModelProto) -> onnx.ModelProto:
     """Weights and math in float16 for GPU providers; the input and output stay float32."""
     from onnxconverter_common import float16
@@ -146,8 +141,8 @@ def export(run_dir: Path, which: str = "best", out: Path | None = None, fp16: bo
     generator, step = load_generator(run_dir, checkpoint)
     first = plan(read_config(run_dir))[0]
     meta = contract(run_dir, step, first)
-    print(f"exporting {checkpoint} (step {step}) with tf2onnx {tf2onnx.__version__}, opset {opset}", flush=True)
-    proto = convert(generator, *meta.frame_size, opset)
+    print(f"exporting {checkpoint} (step {step}), ONNX opset {opset}", flush=True)
+    proto = to_onnx(generator, meta.input, meta.output, opset)
     frames = validation_frames(read_config(run_dir), first)
     parity = check_parity(generator, proto, frames, ["CPUExecutionProvider"])
     print(f"parity on {len(frames)} validation frames (ONNX Runtime CPU vs Keras): one step max |diff| "

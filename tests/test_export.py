@@ -97,3 +97,40 @@ def test_a_mixed_precision_run_trains_logs_its_loss_scale_and_exports_as_float32
     proto = onnx.load(str(out))
     assert proto.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
     assert not any(init.data_type == onnx.TensorProto.FLOAT16 for init in proto.graph.initializer)
+
+
+def test_the_graph_is_channels_first_with_fused_instance_norm_and_matches_keras_at_any_batch():
+    import keras
+    import numpy as np
+    import onnxruntime as ort
+
+    from export.onnx_graph import to_onnx
+    from infer.config import resolve
+    from trainer import model
+
+    config = resolve("tiny", None, {"data": {"height": 64, "width": 128}})
+    generator = model.generator(config)
+    proto = to_onnx(generator, "frame", "next_frame", 17)
+    ops = [node.op_type for node in proto.graph.node]
+    assert ops.count("Transpose") == 2 and ops[0] == ops[-1] == "Transpose"  # only at the two ends
+    norms = sum(isinstance(layer, keras.layers.GroupNormalization) for layer in generator.layers)
+    assert ops.count("InstanceNormalization") == norms and "Dropout" not in ops
+    session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    frames = np.random.default_rng(0).uniform(-1, 1, (3, 64, 128, 3)).astype(np.float32)
+    onnx_out = session.run(None, {"frame": frames})[0]
+    assert onnx_out.shape == (3, 64, 128, 3)
+    assert np.abs(onnx_out - generator(frames, training=False).numpy()).max() < 1e-5
+
+
+def test_a_layer_the_graph_writer_does_not_know_is_refused_by_name():
+    import keras
+
+    from export.onnx_graph import to_onnx
+
+    frame = keras.Input((8, 8, 3), name="frame")
+    odd = keras.Model(frame, keras.layers.Conv2D(3, 3, padding="same", activation="sigmoid", name="odd")(frame))
+    with pytest.raises(ValueError, match="layer odd"):
+        to_onnx(odd, "frame", "next_frame", 17)
+    pooled = keras.Model(frame, keras.layers.MaxPooling2D(name="pool")(frame))
+    with pytest.raises(ValueError, match=r"layer pool \(MaxPooling2D\) has no ONNX writer"):
+        to_onnx(pooled, "frame", "next_frame", 17)

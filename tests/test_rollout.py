@@ -29,6 +29,7 @@ def test_a_rollout_has_exactly_one_frame_per_step_at_the_asked_size_and_rate(squ
     saved = json.loads(out.with_suffix(".json").read_text())
     assert saved == json.loads(json.dumps(record))
     assert saved["steps"] == 24 and saved["provider"] == "CPUExecutionProvider"
+    assert saved["cuda_graphs"] is False
     assert saved["start"]["frame"] == 159 and len(saved["health"]["mean_intensity"]) == 24
 
 

@@ -61,6 +61,12 @@ def test_full_size_generator_matches_pix2pix():
     assert round(model.generator(resolve("pix2pix", None, {})).count_params() / 1e6, 1) == 54.4
 
 
+def test_layers_of_the_same_shape_start_from_different_weights():
+    generator = model.generator(resolve("tiny", None, {}))
+    kernels = [layer.kernel.numpy() for layer in generator.layers if layer.name in ("down4_conv", "down5_conv")]
+    assert kernels[0].shape == kernels[1].shape and not np.array_equal(*kernels)
+
+
 def test_deterministic_cpu_runs_repeat_their_losses(square_video, tmp_path):
     def losses(run):
         config = tiny(square_video, steps=6, eval_every=100, checkpoint_every=100, deterministic=True, seed=3)

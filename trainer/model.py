@@ -13,7 +13,11 @@ from keras import layers
 
 from infer.config import Config
 
-INIT = keras.initializers.RandomNormal(0.0, 0.02)
+
+def _init() -> keras.initializers.Initializer:
+    """N(0, 0.02) as in pix2pix, a new one per layer: a Keras 3 initializer without a seed object draws the
+    same values on every call, so one shared instance would start every same-shaped layer identical."""
+    return keras.initializers.RandomNormal(0.0, 0.02)
 
 
 def _filters(config: Config, level: int) -> int:
@@ -23,7 +27,7 @@ def _filters(config: Config, level: int) -> int:
 def _down(x, filters: int, norm: bool, name: str):
     # No bias, as in the TF tutorial: a norm would cancel it, and without one Grappler's conv+bias+LeakyReLU
     # fusion fails on the bottleneck (a logged "remapper failed" error).
-    x = layers.Conv2D(filters, 4, strides=2, padding="same", kernel_initializer=INIT, use_bias=False,
+    x = layers.Conv2D(filters, 4, strides=2, padding="same", kernel_initializer=_init(), use_bias=False,
                       name=f"{name}_conv")(x)
     if norm:
         x = layers.GroupNormalization(groups=-1, epsilon=1e-5, name=f"{name}_norm")(x)
@@ -41,13 +45,13 @@ def generator(config: Config) -> keras.Model:
         skips.append(x)
     for i, level in enumerate(range(depth - 2, -1, -1)):
         x = layers.Conv2DTranspose(_filters(config, level), 4, strides=2, padding="same", use_bias=False,
-                                   kernel_initializer=INIT, name=f"up{i}_conv")(x)
+                                   kernel_initializer=_init(), name=f"up{i}_conv")(x)
         x = layers.GroupNormalization(groups=-1, epsilon=1e-5, name=f"up{i}_norm")(x)
         if i < 3 and config.model.dropout > 0:
             x = layers.Dropout(config.model.dropout, name=f"up{i}_dropout")(x)
         x = layers.ReLU(name=f"up{i}_act")(x)
         x = layers.Concatenate(name=f"up{i}_skip")([x, skips[level]])
-    x = layers.Conv2DTranspose(3, 4, strides=2, padding="same", kernel_initializer=INIT, name="out_conv")(x)
+    x = layers.Conv2DTranspose(3, 4, strides=2, padding="same", kernel_initializer=_init(), name="out_conv")(x)
     next_frame = layers.Activation("tanh", dtype="float32", name="next_frame")(x)  # float32 under mixed precision
     return keras.Model(frame, next_frame, name="generator")
 
@@ -61,10 +65,10 @@ def discriminator(config: Config) -> keras.Model:
     for level in range(3):
         x = _down(x, _filters(config, level), norm=level > 0, name=f"d{level}")
     x = layers.ZeroPadding2D(name="pad0")(x)
-    x = layers.Conv2D(_filters(config, 3), 4, use_bias=False, kernel_initializer=INIT, name="d3_conv")(x)
+    x = layers.Conv2D(_filters(config, 3), 4, use_bias=False, kernel_initializer=_init(), name="d3_conv")(x)
     x = layers.GroupNormalization(groups=-1, epsilon=1e-5, name="d3_norm")(x)
     x = layers.LeakyReLU(0.2, name="d3_act")(x)
     x = layers.ZeroPadding2D(name="pad1")(x)
-    x = layers.Conv2D(1, 4, kernel_initializer=INIT, name="patch_logits_conv")(x)
+    x = layers.Conv2D(1, 4, kernel_initializer=_init(), name="patch_logits_conv")(x)
     logits = layers.Activation("linear", dtype="float32", name="patch_logits")(x)
     return keras.Model([inp, tgt], logits, name="discriminator")

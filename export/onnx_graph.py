@@ -1,0 +1,152 @@
+"""The generator written out as an ONNX graph, one Keras layer at a time.
+
+Channels-first inside, where ONNX Runtime's convolutions and its fused InstanceNormalization are fastest,
+and NHWC at the two ends, as the model's contract says. Written directly rather than through tf2onnx: that
+converter spells each instance norm as a dozen primitive ops between two transposes (a quarter of CPU
+inference time) and needs about 9 GB of memory for the full 54.4 M-parameter generator.
+
+Only the layers `trainer/model.py` uses are known here; any other one is refused by name, and export's
+parity check compares every graph with Keras on real frames.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import keras
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+
+class Graph:
+    """Nodes and weights in the order they are written."""
+
+    def __init__(self) -> None:
+        self.nodes: list[onnx.NodeProto] = []
+        self.weights: list[onnx.TensorProto] = []
+
+    def node(self, op: str, inputs: list[str], name: str, output: str | None = None, **attributes) -> str:
+        """A node named `name`; its output is `name/output` unless given."""
+        output = output or f"{name}/output"
+        self.nodes.append(helper.make_node(op, inputs, [output], name=name, **attributes))
+        return output
+
+    def weight(self, array: np.ndarray, name: str) -> str:
+        self.weights.append(numpy_helper.from_array(np.ascontiguousarray(array, np.float32), name))
+        return name
+
+
+def _same_pads(kernel: int, stride: int, size: int) -> tuple[int, int]:
+    """Keras' (TensorFlow's) "same" padding of one axis: the odd pixel, if any, goes after."""
+    total = max((-(-size // stride) - 1) * stride + kernel - size, 0)
+    return total // 2, total - total // 2
+
+
+def _check_plain(layer: keras.layers.Layer) -> None:
+    config = layer.get_config()
+    if config.get("activation", "linear") != "linear" or tuple(config.get("dilation_rate", (1, 1))) != (1, 1):
+        raise ValueError(f"export: layer {layer.name} has an activation or dilation the ONNX writer doesn't know")
+
+
+def _conv(graph: Graph, layer: keras.layers.Conv2D, inputs: list[str]) -> str:
+    _check_plain(layer)
+    (kh, kw), (sh, sw) = layer.kernel_size, layer.strides
+    pads = [(0, 0), (0, 0)]
+    if layer.padding == "same":
+        pads = [_same_pads(k, s, n) for k, s, n in zip((kh, kw), (sh, sw), layer.input.shape[1:3], strict=True)]
+    weights = [graph.weight(layer.kernel.numpy().transpose(3, 2, 0, 1), f"{layer.name}/kernel")]  # HWIO -> OIHW
+    if layer.use_bias:
+        weights.append(graph.weight(layer.bias.numpy(), f"{layer.name}/bias"))
+    return graph.node("Conv", inputs + weights, layer.name, kernel_shape=[kh, kw], strides=[sh, sw],
+                      pads=[pads[0][0], pads[1][0], pads[0][1], pads[1][1]])
+
+
+def _conv_transpose(graph: Graph, layer: keras.layers.Conv2DTranspose, inputs: list[str]) -> str:
+    _check_plain(layer)
+    (kh, kw), (sh, sw) = layer.kernel_size, layer.strides
+    if layer.padding != "same":
+        raise ValueError(f"export: layer {layer.name} uses padding {layer.padding!r}; the ONNX writer knows 'same'")
+    # "same" makes the output exactly stride x the input: kernel - stride pixels are cropped, the odd one after.
+    top, left = (kh - sh) // 2, (kw - sw) // 2
+    weights = [graph.weight(layer.kernel.numpy().transpose(3, 2, 0, 1), f"{layer.name}/kernel")]  # HWOI -> IOHW
+    if layer.use_bias:
+        weights.append(graph.weight(layer.bias.numpy(), f"{layer.name}/bias"))
+    return graph.node("ConvTranspose", inputs + weights, layer.name, kernel_shape=[kh, kw], strides=[sh, sw],
+                      pads=[top, left, kh - sh - top, kw - sw - left])
+
+
+def _instance_norm(graph: Graph, layer: keras.layers.GroupNormalization, inputs: list[str]) -> str:
+    channels = layer.input.shape[-1]
+    if layer.groups not in (-1, channels):
+        raise ValueError(f"export: layer {layer.name} normalizes {layer.groups} groups; the ONNX writer knows "
+                         "instance norm only (groups=-1)")
+    scale = layer.gamma.numpy() if layer.scale else np.ones(channels)
+    shift = layer.beta.numpy() if layer.center else np.zeros(channels)
+    return graph.node("InstanceNormalization", inputs + [graph.weight(scale, f"{layer.name}/gamma"),
+                                                         graph.weight(shift, f"{layer.name}/beta")],
+                      layer.name, epsilon=float(layer.epsilon))
+
+
+def _leaky_relu(graph: Graph, layer: keras.layers.LeakyReLU, inputs: list[str]) -> str:
+    return graph.node("LeakyRelu", inputs, layer.name, alpha=float(layer.negative_slope))
+
+
+def _relu(graph: Graph, layer: keras.layers.ReLU, inputs: list[str]) -> str:
+    if layer.max_value is not None or layer.negative_slope or layer.threshold:
+        raise ValueError(f"export: layer {layer.name} is a ReLU with a cap, slope or threshold; not known here")
+    return graph.node("Relu", inputs, layer.name)
+
+
+def _concatenate(graph: Graph, layer: keras.layers.Concatenate, inputs: list[str]) -> str:
+    if layer.axis not in (-1, 3):
+        raise ValueError(f"export: layer {layer.name} concatenates on axis {layer.axis}; channels only here")
+    return graph.node("Concat", inputs, layer.name, axis=1)
+
+
+def _activation(graph: Graph, layer: keras.layers.Activation, inputs: list[str]) -> str:
+    name = layer.activation.__name__
+    if name == "linear":
+        return inputs[0]
+    if name != "tanh":
+        raise ValueError(f"export: layer {layer.name} applies {name}; the ONNX writer knows tanh and linear")
+    return graph.node("Tanh", inputs, layer.name)
+
+
+def _identity(graph: Graph, layer: keras.layers.Layer, inputs: list[str]) -> str:
+    """Dropout: nothing at inference."""
+    return inputs[0]
+
+
+WRITERS: dict[type, Callable[[Graph, keras.layers.Layer, list[str]], str]] = {
+    keras.layers.Conv2D: _conv, keras.layers.Conv2DTranspose: _conv_transpose,
+    keras.layers.GroupNormalization: _instance_norm, keras.layers.LeakyReLU: _leaky_relu,
+    keras.layers.ReLU: _relu, keras.layers.Concatenate: _concatenate, keras.layers.Activation: _activation,
+    keras.layers.Dropout: _identity,
+}
+
+
+def to_onnx(generator: keras.Model, input_name: str, output_name: str, opset: int) -> onnx.ModelProto:
+    """The generator as an ONNX model: NHWC float32 frames in and out, any batch size."""
+    graph = Graph()
+    (frame,), (next_frame,) = generator.inputs, generator.outputs
+    names = {id(frame): graph.node("Transpose", [input_name], "to_nchw", perm=[0, 3, 1, 2])}
+    for layer in generator.operations:
+        if isinstance(layer, keras.layers.InputLayer):
+            continue
+        writer = WRITERS.get(type(layer))
+        if writer is None:
+            raise ValueError(f"export: layer {layer.name} ({type(layer).__name__}) has no ONNX writer in "
+                             "export/onnx_graph.py")
+        inputs = layer.input if isinstance(layer.input, list) else [layer.input]
+        names[id(layer.output)] = writer(graph, layer, [names[id(tensor)] for tensor in inputs])
+    graph.node("Transpose", [names[id(next_frame)]], "to_nhwc", output_name, perm=[0, 2, 3, 1])
+    height, width, channels = frame.shape[1:]
+    body = helper.make_graph(
+        graph.nodes, generator.name, initializer=graph.weights,
+        inputs=[helper.make_tensor_value_info(input_name, TensorProto.FLOAT, ["batch", height, width, channels])],
+        outputs=[helper.make_tensor_value_info(output_name, TensorProto.FLOAT,
+                                               ["batch", *next_frame.shape[1:]])])
+    proto = helper.make_model(body, opset_imports=[helper.make_opsetid("", opset)], producer_name="epilogue")
+    onnx.checker.check_model(proto)
+    return proto
