@@ -2,8 +2,8 @@
 
 Channels-first inside, where ONNX Runtime's convolutions and its fused InstanceNormalization are fastest,
 and NHWC at the two ends, as the model's contract says. Written directly rather than through tf2onnx: that
-converter spells each instance norm as a dozen primitive ops between two transposes (a quarter of CPU
-inference time) and needs about 9 GB of memory for the full 54.4 M-parameter generator.
+converter spells each instance norm as a dozen primitive ops between two transposes (about a tenth of
+CPU inference time) and needs about 9 GB of memory for the full 54.4 M-parameter generator.
 
 Only the layers `trainer/model.py` uses are known here; any other one is refused by name, and export's
 parity check compares every graph with Keras on real frames.
@@ -44,9 +44,14 @@ def _same_pads(kernel: int, stride: int, size: int) -> tuple[int, int]:
 
 
 def _check_plain(layer: keras.layers.Layer) -> None:
+    """Refuse the convolution options the writer doesn't translate, rather than write a wrong graph."""
     config = layer.get_config()
-    if config.get("activation", "linear") != "linear" or tuple(config.get("dilation_rate", (1, 1))) != (1, 1):
-        raise ValueError(f"export: layer {layer.name} has an activation or dilation the ONNX writer doesn't know")
+    plain = {"activation": "linear", "dilation_rate": (1, 1), "data_format": "channels_last", "groups": 1,
+             "output_padding": None}
+    for option, value in plain.items():
+        got = config.get(option, value)
+        if (tuple(got) if isinstance(got, list) else got) != value:
+            raise ValueError(f"export: layer {layer.name} has {option}={got!r}; the ONNX writer knows {value!r} only")
 
 
 def _conv(graph: Graph, layer: keras.layers.Conv2D, inputs: list[str]) -> str:
@@ -65,8 +70,9 @@ def _conv(graph: Graph, layer: keras.layers.Conv2D, inputs: list[str]) -> str:
 def _conv_transpose(graph: Graph, layer: keras.layers.Conv2DTranspose, inputs: list[str]) -> str:
     _check_plain(layer)
     (kh, kw), (sh, sw) = layer.kernel_size, layer.strides
-    if layer.padding != "same":
-        raise ValueError(f"export: layer {layer.name} uses padding {layer.padding!r}; the ONNX writer knows 'same'")
+    if layer.padding != "same" or kh < sh or kw < sw:
+        raise ValueError(f"export: layer {layer.name} has padding {layer.padding!r} with kernel {layer.kernel_size} "
+                         f"and strides {layer.strides}; the ONNX writer knows 'same' with kernel >= stride")
     # "same" makes the output exactly stride x the input: kernel - stride pixels are cropped, the odd one after.
     top, left = (kh - sh) // 2, (kw - sw) // 2
     weights = [graph.weight(layer.kernel.numpy().transpose(3, 2, 0, 1), f"{layer.name}/kernel")]  # HWOI -> IOHW
@@ -78,6 +84,8 @@ def _conv_transpose(graph: Graph, layer: keras.layers.Conv2DTranspose, inputs: l
 
 def _instance_norm(graph: Graph, layer: keras.layers.GroupNormalization, inputs: list[str]) -> str:
     channels = layer.input.shape[-1]
+    if layer.axis not in (-1, 3):
+        raise ValueError(f"export: layer {layer.name} normalizes axis {layer.axis}; the ONNX writer knows channels")
     if layer.groups not in (-1, channels):
         raise ValueError(f"export: layer {layer.name} normalizes {layer.groups} groups; the ONNX writer knows "
                          "instance norm only (groups=-1)")
@@ -147,6 +155,10 @@ def to_onnx(generator: keras.Model, input_name: str, output_name: str, opset: in
         inputs=[helper.make_tensor_value_info(input_name, TensorProto.FLOAT, ["batch", height, width, channels])],
         outputs=[helper.make_tensor_value_info(output_name, TensorProto.FLOAT,
                                                ["batch", *next_frame.shape[1:]])])
-    proto = helper.make_model(body, opset_imports=[helper.make_opsetid("", opset)], producer_name="epilogue")
+    opsets = [helper.make_opsetid("", opset)]
+    # The oldest IR version the opset allows: the onnx package would stamp its newest, which older ONNX
+    # Runtime builds (a runner installed apart from the trainer) refuse to load.
+    proto = helper.make_model(body, opset_imports=opsets, producer_name="epilogue",
+                              ir_version=helper.find_min_ir_version_for(opsets))
     onnx.checker.check_model(proto)
     return proto

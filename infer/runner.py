@@ -5,13 +5,14 @@ the rollout is autoregressive by construction and, on CUDA, the frame never leav
 encoded. The same IOBinding path runs on the CPU provider, so it is what the tests exercise.
 
 On CUDA each direction (buffer 0 -> 1, 1 -> 0) is captured once as a CUDA graph and replayed: a step is
-then one launch instead of one per layer. The exported graph is CUDA-only (no shape ops left on the
-CPU), which capturing needs; if capturing can't be had, the runner says so and steps without it.
+then one launch instead of one per layer. If the session can't be opened with CUDA graphs, the runner
+says why and steps without them.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import itertools
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +35,8 @@ class Model:
     provider: str  # the execution provider that actually runs the model
     device: str  # "cuda" or "cpu": where the step buffers live
     graphs: bool = False  # steps replay captured CUDA graphs
+    # A captured graph holds its buffers' addresses: each Stepper gets ids of its own (0 is ONNX Runtime's).
+    graph_ids: itertools.count = field(default_factory=lambda: itertools.count(1))
 
 
 def _session(path: Path, provider: str, graphs: bool = False) -> ort.InferenceSession:
@@ -109,10 +112,10 @@ class Stepper:
                         for _ in range(2)]
         self.binding = model.session.io_binding()
         self.current = 0  # the buffer holding the latest frame
-        # One captured CUDA graph per direction, ids from 1 (ONNX Runtime keeps 0); ignored without graphs.
+        # One captured CUDA graph per direction; the id is ignored without graphs.
         self.directions = [ort.RunOptions() for _ in range(2)]
-        for direction, options in enumerate(self.directions):
-            options.add_run_config_entry("gpu_graph_id", str(direction + 1))
+        for options in self.directions:
+            options.add_run_config_entry("gpu_graph_id", str(next(model.graph_ids)))
 
     def reset(self, frame: np.ndarray) -> None:
         """Put a uint8 start frame in the current buffer."""

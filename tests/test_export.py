@@ -113,6 +113,7 @@ def test_the_graph_is_channels_first_with_fused_instance_norm_and_matches_keras_
     proto = to_onnx(generator, "frame", "next_frame", 17)
     ops = [node.op_type for node in proto.graph.node]
     assert ops.count("Transpose") == 2 and ops[0] == ops[-1] == "Transpose"  # only at the two ends
+    assert proto.ir_version == 8  # the oldest opset 17 allows: older ONNX Runtime builds load it
     norms = sum(isinstance(layer, keras.layers.GroupNormalization) for layer in generator.layers)
     assert ops.count("InstanceNormalization") == norms and "Dropout" not in ops
     session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
@@ -122,6 +123,28 @@ def test_the_graph_is_channels_first_with_fused_instance_norm_and_matches_keras_
     assert np.abs(onnx_out - generator(frames, training=False).numpy()).max() < 1e-5
 
 
+def test_same_padding_on_odd_sizes_matches_keras():
+    import keras
+    import numpy as np
+    import onnxruntime as ort
+
+    from export.onnx_graph import to_onnx
+
+    frame = keras.Input((7, 9, 3), name="frame")
+    x = keras.layers.Conv2D(4, 4, strides=2, padding="same", name="down")(frame)  # 7x9 -> 4x5: odd pixel after
+    x = keras.layers.GroupNormalization(groups=-1, name="norm")(x)
+    x = keras.layers.LeakyReLU(0.2, name="act")(x)
+    x = keras.layers.Conv2D(4, 3, padding="same", name="flat")(x)
+    x = keras.layers.Conv2DTranspose(3, 4, strides=2, padding="same", name="up")(x)  # 4x5 -> 8x10
+    small = keras.Model(frame, keras.layers.Activation("tanh", name="out")(x))
+    session = ort.InferenceSession(to_onnx(small, "frame", "next_frame", 17).SerializeToString(),
+                                   providers=["CPUExecutionProvider"])
+    frames = np.random.default_rng(1).uniform(-1, 1, (2, 7, 9, 3)).astype(np.float32)
+    onnx_out = session.run(None, {"frame": frames})[0]
+    assert onnx_out.shape == (2, 8, 10, 3)
+    assert np.abs(onnx_out - small(frames).numpy()).max() < 1e-5
+
+
 def test_a_layer_the_graph_writer_does_not_know_is_refused_by_name():
     import keras
 
@@ -129,8 +152,15 @@ def test_a_layer_the_graph_writer_does_not_know_is_refused_by_name():
 
     frame = keras.Input((8, 8, 3), name="frame")
     odd = keras.Model(frame, keras.layers.Conv2D(3, 3, padding="same", activation="sigmoid", name="odd")(frame))
-    with pytest.raises(ValueError, match="layer odd"):
+    with pytest.raises(ValueError, match="layer odd has activation='sigmoid'"):
         to_onnx(odd, "frame", "next_frame", 17)
+    dilated = keras.Model(frame, keras.layers.Conv2D(3, 3, padding="same", dilation_rate=2, name="wide")(frame))
+    with pytest.raises(ValueError, match="layer wide has dilation_rate"):
+        to_onnx(dilated, "frame", "next_frame", 17)
+    padded = keras.Model(frame, keras.layers.Conv2DTranspose(3, 3, strides=2, padding="same", output_padding=1,
+                                                             name="grown")(frame))
+    with pytest.raises(ValueError, match="layer grown has output_padding"):
+        to_onnx(padded, "frame", "next_frame", 17)
     pooled = keras.Model(frame, keras.layers.MaxPooling2D(name="pool")(frame))
     with pytest.raises(ValueError, match=r"layer pool \(MaxPooling2D\) has no ONNX writer"):
         to_onnx(pooled, "frame", "next_frame", 17)

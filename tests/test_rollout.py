@@ -59,6 +59,14 @@ def test_each_step_is_fed_the_previous_output(square_model, square_video, tmp_pa
     assert not np.array_equal(saved[1], saved[8])  # not frozen
 
 
+def test_every_stepper_on_a_model_has_graph_ids_of_its_own(square_model):
+    from infer.runner import Stepper, load
+
+    model = load(square_model, "cpu")
+    ids = [options.get_run_config_entry("gpu_graph_id") for _ in range(2) for options in Stepper(model).directions]
+    assert ids == ["1", "2", "3", "4"] and model.graphs is False  # 0 is ONNX Runtime's; no graphs on CPU
+
+
 def fake_model(square_model: Path, tmp_path: Path, kind: str, metadata: bool = True) -> Path:
     """A model with the real one's metadata that returns its input ("identity") or black ("black")."""
     frame = helper.make_tensor_value_info("frame", TensorProto.FLOAT, ["n", 64, 64, 3])

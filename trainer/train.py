@@ -28,6 +28,10 @@ from trainer import data, evaluate, model, rundir
 from trainer.plan import plan
 
 PREVIEW_FPS = 8
+# Steps between reads of the losses: a read makes the host wait for the device, so between reads a GPU
+# runs ahead with the next steps. A NaN shows up at the next read at the latest, and checkpoints check
+# the weights themselves.
+READ_EVERY = 10
 
 
 # ---------------------------------------------------------------- strategy and precision
@@ -254,23 +258,25 @@ def train(config: Config, run_dir: Path) -> Path:
     rundir.forget_evals_after(run_dir, start)  # a resume from an older checkpoint redoes those evals
     stop = StopRequest()
     progress = Steps("train", t.steps, start)
-    step, iterator = start, iter(batches)
+    step, iterator, losses = start, iter(batches), {}
     try:
         if start == 0:
             run_eval(0)  # the untrained baseline every later eval is compared with
         while step < t.steps and stop.signal is None:
-            losses = {k: float(v) for k, v in trainer.step_fn(*next(iterator)).items()}
+            on_device = trainer.step_fn(*next(iterator))
             step += 1
-            if not all(math.isfinite(v) for v in losses.values()):
-                raise UserError(f"loss became NaN/Inf at step {step} ({losses}); the last good checkpoint is "
-                                f"{trainer.latest.latest_checkpoint}; lower the learning rate or use float32")
+            if step % READ_EVERY == 0 or step == t.steps:
+                losses = {k: float(v) for k, v in on_device.items()}
+                if not all(math.isfinite(v) for v in losses.values()):
+                    raise UserError(f"loss became NaN/Inf by step {step} ({losses}); the last good checkpoint is "
+                                    f"{trainer.latest.latest_checkpoint}; lower the learning rate or use float32")
+                with writer.as_default(step=step):
+                    for name, value in losses.items():
+                        tf.summary.scalar(f"loss/{name}", value)
+                    tf.summary.scalar("learning_rate", float(trainer.gen_opt.learning_rate))
+                    if (scale := trainer.loss_scale()) is not None:
+                        tf.summary.scalar("loss_scale", scale)
             progress.update(step, **losses)
-            with writer.as_default(step=step):
-                for name, value in losses.items():
-                    tf.summary.scalar(f"loss/{name}", value)
-                tf.summary.scalar("learning_rate", float(trainer.gen_opt.learning_rate))
-                if (scale := trainer.loss_scale()) is not None:
-                    tf.summary.scalar("loss_scale", scale)
             if step % t.checkpoint_every == 0:
                 trainer.save()
             if step % t.eval_every == 0 and step < t.steps:
