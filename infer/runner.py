@@ -12,6 +12,7 @@ says why and steps without them.
 from __future__ import annotations
 
 import itertools
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -76,6 +77,9 @@ def load(path: Path, provider: str = "auto") -> Model:
         except Exception as error:  # noqa: BLE001 - ONNX Runtime raises its own untyped errors
             if "protobuf" in str(error).lower() or "INVALID" in str(error):
                 raise UserError(f"model {path} is not an ONNX model ({str(error).splitlines()[0][:120]})") from None
+            if (newer := re.search(r"Unsupported model IR version: \d+, max supported IR version: \d+", str(error))):
+                raise UserError(f"model {path} is newer than onnxruntime {ort.__version__} reads ({newer[0]}); "
+                                "upgrade onnxruntime or export the model again with this epilogue") from None
             tried.append(f"{name}: {str(error).splitlines()[0][:80]}")
             continue
         if session.get_providers()[0] != PROVIDERS[name]:  # onnxruntime-gpu without CUDA falls back silently

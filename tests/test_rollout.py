@@ -59,6 +59,16 @@ def test_each_step_is_fed_the_previous_output(square_model, square_video, tmp_pa
     assert not np.array_equal(saved[1], saved[8])  # not frozen
 
 
+def test_a_model_newer_than_onnxruntime_reads_is_a_clear_error(square_model, tmp_path):
+    from infer.runner import load
+
+    proto = onnx.load(str(square_model))
+    proto.ir_version = 99
+    onnx.save(proto, str(tmp_path / "future.onnx"))
+    with pytest.raises(UserError, match=r"newer than onnxruntime .* reads .*IR version: 99.*export the model again"):
+        load(tmp_path / "future.onnx", "cpu")
+
+
 def test_every_stepper_on_a_model_has_graph_ids_of_its_own(square_model):
     from infer.runner import Stepper, load
 
