@@ -123,3 +123,45 @@ def test_divergence_stops_with_a_clear_error_and_no_nan_checkpoint(square_video,
         weights = [tf.train.load_variable(prefix, name) for name, _ in tf.train.list_variables(prefix)
                    if name.startswith("generator/")]
         assert all(np.isfinite(w).all() for w in weights if np.asarray(w).dtype.kind == "f"), prefix
+
+
+def test_two_workers_train_in_step_without_writing_over_each_other(square_video, tmp_path):
+    import socket
+
+    def free_port() -> int:
+        with socket.socket() as probe:
+            probe.bind(("localhost", 0))
+            return probe.getsockname()[1]
+
+    workers = [f"localhost:{free_port()}" for _ in range(2)]
+    script = textwrap.dedent(f"""
+        from pathlib import Path
+        from infer.config import resolve
+        from trainer.train import train
+        config = resolve("tiny", None, {{"data": {{"videos": ({str(square_video)!r},)}},
+                                         "train": {{"steps": 6, "batch_size": 2, "strategy": "multiworker",
+                                                   "eval_every": 100, "checkpoint_every": 3}}}})
+        train(config, Path({str(tmp_path / "shared")!r}))
+    """)
+    processes = [subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                  text=True, env={**os.environ, "CI": "1", "TF_CONFIG": json.dumps(
+                                      {"cluster": {"worker": workers}, "task": {"type": "worker", "index": i}})})
+                 for i in range(2)]
+    outputs = [process.communicate(timeout=600)[0] for process in processes]
+    assert [process.returncode for process in processes] == [0, 0], "\n".join(o[-3000:] for o in outputs)
+    assert "CollectiveAllReduceStrategy (2 replica(s))" in outputs[0]  # MultiWorkerMirroredStrategy's class
+    chief, other = tmp_path / "shared", tmp_path / "shared" / "workers" / "worker-1"
+    assert json.loads((chief / "metrics.json").read_text())["step"] == 6
+    assert json.loads((other / "metrics.json").read_text())["step"] == 6
+    assert sorted(p.name for p in (chief / "workers").iterdir()) == ["worker-1"]
+
+    import tensorflow as tf
+
+    def weights(run):
+        prefix = tf.train.latest_checkpoint(str(run / "checkpoints"))
+        assert prefix.endswith("ckpt-6")
+        return {name: tf.train.load_variable(prefix, name) for name, _ in tf.train.list_variables(prefix)
+                if name.startswith("generator/")}
+
+    mine, theirs = weights(chief), weights(other)
+    assert mine.keys() == theirs.keys() and all(np.array_equal(mine[k], theirs[k]) for k in mine)

@@ -9,6 +9,7 @@
     cache/          decoded pairs, so later epochs never decode
     evals.jsonl     validation L1, PSNR, SSIM at every eval (step 0 is the untrained baseline)
     metrics.json    validation and test metrics, written when training ends
+    workers/        multi-worker training: every worker but the chief writes a run directory of its own here
 """
 
 from __future__ import annotations

@@ -37,15 +37,26 @@ READ_EVERY = 10
 # ---------------------------------------------------------------- strategy and precision
 def pick_strategy(name: str) -> tf.distribute.Strategy:
     """auto: multi-worker when TF_CONFIG names a cluster, mirrored over several GPUs, else one device."""
+    if name == "multiworker" or (name == "auto" and os.environ.get("TF_CONFIG")):
+        # Before anything else touches TensorFlow: it configures the runtime, which listing devices starts.
+        return tf.distribute.MultiWorkerMirroredStrategy()
     gpus = tf.config.list_logical_devices("GPU")
     if name == "auto":
-        name = "multiworker" if os.environ.get("TF_CONFIG") else "mirrored" if len(gpus) > 1 else "default"
-    if name == "multiworker":
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        name = "mirrored" if len(gpus) > 1 else "default"
     if name == "mirrored":
         devices = gpus or tf.config.list_logical_devices("CPU")
         return tf.distribute.MirroredStrategy([d.name for d in devices])
     return tf.distribute.get_strategy()
+
+
+def own_dir(run_dir: Path, strategy: tf.distribute.Strategy) -> Path:
+    """Where this process writes: the run directory itself on the chief, a folder of its own inside it on
+    any other worker. Every worker saves checkpoints (saving is a collective step), so workers sharing one
+    folder on a shared disk would overwrite each other's files."""
+    if strategy.extended.should_checkpoint:
+        return run_dir
+    worker = strategy.cluster_resolver
+    return run_dir / "workers" / f"{worker.task_type}-{worker.task_id}"
 
 
 def pick_precision(name: str) -> str:
@@ -201,8 +212,10 @@ def last_frame(pairs: tf.data.Dataset) -> np.ndarray:
 def train(config: Config, run_dir: Path) -> Path:
     """Train (or resume, or report finished) the run in `run_dir`; returns the run directory."""
     plans = plan(config)
-    record = rundir.open_run(run_dir, config, plans)
     t = config.train
+    strategy = pick_strategy(t.strategy)
+    run_dir = own_dir(run_dir, strategy)
+    record = rundir.open_run(run_dir, config, plans)
     metrics_path = run_dir / "metrics.json"
     if metrics_path.exists():
         done = json.loads(metrics_path.read_text())
@@ -214,7 +227,6 @@ def train(config: Config, run_dir: Path) -> Path:
     keras.utils.set_random_seed(t.seed)
     if t.deterministic:
         tf.config.experimental.enable_op_determinism()
-    strategy = pick_strategy(t.strategy)
     precision = pick_precision(t.precision)
     print_config(config, precision, strategy)
 
