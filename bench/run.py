@@ -147,7 +147,7 @@ def training(steps: int = 5, rounds: int = 3) -> dict:
 
 
 _ORIGIN_WAY = """
-import sys, time
+import json, sys, time
 from pathlib import Path
 import numpy as np, keras
 from PIL import Image
@@ -174,19 +174,20 @@ writer = VideoWriter(out, (1080, 1920), 600 / 90)
 for k in range(steps):
     writer.write(np.asarray(Image.open(pngs / f"{k:04d}.png").convert("RGB")))
 writer.close()
-print(time.perf_counter() - began, model_s / steps, peak_rss_mb())
+print(json.dumps({"wall_s": time.perf_counter() - began, "model_s_per_step": model_s / steps,
+                  "peak_rss_mb": peak_rss_mb()}))
 """
 
 _OUR_WAY = """
-import sys, time
+import json, sys, time
 from pathlib import Path
 from infer.rollout import rollout
 from bench.rss import peak_rss_mb
 began = time.perf_counter()
 record = rollout(Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]), steps=int(sys.argv[4]), size="1920x1080")
 assert "tensorflow" not in sys.modules
-print(record["provider"], record["cuda_graphs"], time.perf_counter() - began, record["timing"]["model_s_per_step"],
-      peak_rss_mb())
+print(json.dumps({"wall_s": time.perf_counter() - began, "model_s_per_step": record["timing"]["model_s_per_step"],
+                  "peak_rss_mb": peak_rss_mb(), "provider": record["provider"], "cuda_graphs": record["cuda_graphs"]}))
 """
 
 
@@ -236,12 +237,11 @@ def rollout(steps: int = 600) -> dict:
                                   str(steps)], capture_output=True, text=True, cwd=ROOT)
             if out.returncode:
                 raise SystemExit(f"bench rollout: {name} failed:\n{out.stderr[-3000:]}")
-            wall, per_step, rss = (float(v) for v in out.stdout.split()[-3:])
-            figures |= {f"{name}_wall_s": round(wall, 1), f"{name}_model_s_per_step": round(per_step, 4),
-                        f"{name}_peak_rss_mb": int(rss)}
-            if name == "epilogue":
-                provider, graphs = out.stdout.split()[-5:-3]
-                figures |= {"epilogue_provider": provider, "epilogue_cuda_graphs": graphs == "True"}
+            result = json.loads(out.stdout.splitlines()[-1])
+            figures |= {f"{name}_wall_s": round(result.pop("wall_s"), 1),
+                        f"{name}_model_s_per_step": round(result.pop("model_s_per_step"), 4),
+                        f"{name}_peak_rss_mb": int(result.pop("peak_rss_mb"))}
+            figures |= {f"{name}_{key}": value for key, value in result.items()}  # provider, cuda_graphs
     figures["wall_time_ratio"] = round(figures["origin_notebook_wall_s"] / figures["epilogue_wall_s"], 2)
     figures["goal"] = "origin notebook / epilogue wall time >= 3x"
     figures["setup"] = (f"{steps} steps, 256x256 pix2pix (54.4 M parameters), 1920x1080 libx264 MP4; epilogue on the "

@@ -49,7 +49,7 @@ def _session(path: Path, provider: str, graphs: bool = False) -> ort.InferenceSe
 
 
 def _cuda_graph_session(path: Path) -> tuple[ort.InferenceSession | None, str]:
-    """A CUDA session that captures graphs, or None and why not."""
+    """A CUDA session that captures graphs, or None and why not (in words for the provider line)."""
     try:
         return _session(path, "cuda", graphs=True), "CUDA graphs on"
     except Exception as error:  # noqa: BLE001 - ONNX Runtime raises its own untyped errors
@@ -71,9 +71,9 @@ def load(path: Path, provider: str = "auto") -> Model:
         if PROVIDERS[name] not in available:
             tried.append(f"{name}: not in this onnxruntime build")
             continue
-        session, graphs = (_cuda_graph_session(path) if name == "cuda" else (None, ""))
+        graph_session, graphs_note = _cuda_graph_session(path) if name == "cuda" else (None, "")
         try:
-            session = session or _session(path, name)
+            session = graph_session or _session(path, name)
         except Exception as error:  # noqa: BLE001 - ONNX Runtime raises its own untyped errors
             if "protobuf" in str(error).lower() or "INVALID" in str(error):
                 raise UserError(f"model {path} is not an ONNX model ({str(error).splitlines()[0][:120]})") from None
@@ -91,8 +91,8 @@ def load(path: Path, provider: str = "auto") -> Model:
                             f"{contract.context_frames} context frames; this runner feeds NHWC in [-1, 1], one frame")
         device = "cpu" if name == "cpu" else "cuda"
         note = f" ({'; '.join(tried)})" if tried else ""
-        print(f"provider: {PROVIDERS[name]}{', ' + graphs if graphs else ''}{note}", flush=True)
-        return Model(session, contract, PROVIDERS[name], device, graphs == "CUDA graphs on")
+        print(f"provider: {PROVIDERS[name]}{', ' + graphs_note if graphs_note else ''}{note}", flush=True)
+        return Model(session, contract, PROVIDERS[name], device, graphs=graph_session is not None)
     raise UserError(f"no execution provider could run {path}: {'; '.join(tried)}")
 
 

@@ -188,6 +188,21 @@ class StopRequest:
             signal.signal(sig, signal.SIG_DFL if sig == signal.SIGTERM else signal.default_int_handler)
 
 
+def read_losses(trainer: Trainer, on_device: dict[str, tf.Tensor], step: int, writer) -> dict[str, float]:
+    """The step's losses on the host (this waits for the device), checked and logged to TensorBoard."""
+    losses = {k: float(v) for k, v in on_device.items()}
+    if not all(math.isfinite(v) for v in losses.values()):
+        raise UserError(f"loss became NaN/Inf by step {step} ({losses}); the last good checkpoint is "
+                        f"{trainer.latest.latest_checkpoint}; lower the learning rate or use float32")
+    with writer.as_default(step=step):
+        for name, value in losses.items():
+            tf.summary.scalar(f"loss/{name}", value)
+        tf.summary.scalar("learning_rate", float(trainer.gen_opt.learning_rate))
+        if (scale := trainer.loss_scale()) is not None:
+            tf.summary.scalar("loss_scale", scale)
+    return losses
+
+
 def print_config(config: Config, precision: str, strategy: tf.distribute.Strategy) -> None:
     print("epilogue-train, effective config:")
     for section, values in config.to_dict().items():
@@ -278,16 +293,7 @@ def train(config: Config, run_dir: Path) -> Path:
             on_device = trainer.step_fn(*next(iterator))
             step += 1
             if step % READ_EVERY == 0 or step == t.steps:
-                losses = {k: float(v) for k, v in on_device.items()}
-                if not all(math.isfinite(v) for v in losses.values()):
-                    raise UserError(f"loss became NaN/Inf by step {step} ({losses}); the last good checkpoint is "
-                                    f"{trainer.latest.latest_checkpoint}; lower the learning rate or use float32")
-                with writer.as_default(step=step):
-                    for name, value in losses.items():
-                        tf.summary.scalar(f"loss/{name}", value)
-                    tf.summary.scalar("learning_rate", float(trainer.gen_opt.learning_rate))
-                    if (scale := trainer.loss_scale()) is not None:
-                        tf.summary.scalar("loss_scale", scale)
+                losses = read_losses(trainer, on_device, step, writer)
             progress.update(step, **losses)
             if step % t.checkpoint_every == 0:
                 trainer.save()
