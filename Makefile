@@ -20,7 +20,7 @@ CLIP   := assets/big_buck_bunny_0_30.webm
 LATEST  = $(or $(if $(filter command line environment,$(origin RUN)),$(RUN)),$(patsubst %/config.json,%,$(firstword $(shell ls -1t runs/*/config.json 2>/dev/null))),runs/$(NAME))
 MODEL   = $(LATEST)/export/generator.onnx
 
-.PHONY: install test lint train export rollout evaluate demo bench binary clean
+.PHONY: install test lint train export rollout evaluate demo bench quality binary clean
 
 install: $(STAMP)
 
@@ -74,6 +74,11 @@ binary: install
 
 bench: install
 	$(BIN)/python -m bench.run
+
+# Compare training settings on equal budgets (3 seeds, bundled clip and window scene); e.g.
+# make quality QUALITY_ARGS="--config residual.toml --grid train.l1_weight=10,100"
+quality: install
+	$(BIN)/python -m bench.quality $(QUALITY_ARGS)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

@@ -194,7 +194,8 @@ print(json.dumps({"wall_s": time.perf_counter() - began, "model_s_per_step": rec
 def model_only(generator, onnx_path: Path, runs: int = 10) -> dict:
     """Seconds per 256x256 frame of the model alone, nothing else running: the runner's step (on the provider
     it picks, frame copied out as the rollout does) vs Keras."""
-    from infer.runner import Stepper, load, to_model
+    from infer.frames import to_model
+    from infer.runner import Stepper, load
 
     stepper = Stepper(load(onnx_path))
     frame = np.random.default_rng(0).integers(0, 256, (256, 256, 3), np.uint8)

@@ -134,6 +134,12 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "model": {"filters": 32, "depth": 7},
         "train": {"steps": 4000, "eval_every": 500, "checkpoint_every": 500, "eval_pairs": 32},
     },
+    # make quality: one training budget for comparing settings; 2 videos x 3 seeds in about 30 minutes on 2 cores.
+    "quality": {
+        "data": {"height": 64, "width": 64, "stride": 6, "hop": 1},
+        "model": {"filters": 32, "depth": 6},
+        "train": {"steps": 2000, "eval_every": 500, "checkpoint_every": 500, "eval_pairs": 32},
+    },
     # The paper's generator and discriminator at 256x256.
     "pix2pix": {},
 }

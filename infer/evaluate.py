@@ -3,15 +3,14 @@
 Starts from a real frame the model never trained on (by default the first frame of the test split
 recorded in the model's metadata), rolls out, and compares step k with the real frame `k * stride`
 later, beside two baselines computed in the same run: persistence (the start frame, repeated) and the
-mean training frame. A long rollout is then checked for health: motion per step against the real film's
-motion at the same stride, colour drift from the training frames, and the runner's collapse flags.
+mean training frame. A long rollout (600 steps) is then judged by the yardstick (`infer.yardstick`): how
+many steps it stays film-like, and why it stops; the runner's collapse flags are kept beside it.
 """
 
 from __future__ import annotations
 
 import html
 import json
-from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
@@ -22,24 +21,26 @@ import typer
 from infer import metrics
 from infer.contract import Contract
 from infer.errors import UserError, check_writable_dir, exit_on_user_error, warn, write_text_atomic
+from infer.frames import to_uint8, to_unit
 from infer.health import Monitor
 from infer.pictures import grid, line_chart, save_png
 from infer.progress import Steps
-from infer.runner import Stepper, load, to_uint8
+from infer.runner import Stepper, load
 from infer.video import probe, read_frames
+from infer.yardstick import BAND, LIMIT, ROLLING, Judge, Reference, ReferenceBuilder, short_horizon
 
 METRICS = {"l1": "lower", "psnr": "higher", "ssim": "higher"}
 FILMSTRIP_STEPS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+LONG_STEPS = (1, 8, 64, 300, 600)  # the long rollout's filmstrip (and the last step)
 
 
 @dataclass
 class Film:
-    """What one decoding pass over the video gives the evaluation, all at model size in [0, 1]."""
+    """What one decoding pass over the video gives the evaluation, at model size."""
 
-    real: dict[int, np.ndarray]  # the start frame and the real future, by frame index
-    mean_train: np.ndarray  # the mean training frame
-    train_histogram: np.ndarray
-    motion: list[float]  # mean |frame t+stride - frame t| over the film
+    real: dict[int, np.ndarray]  # uint8: the start frame and the real future, by frame index
+    mean_train: np.ndarray  # the mean training frame, in [0, 1]
+    reference: Reference  # the real film's statistics the yardstick measures against
 
 
 def start_frame(start: str, contract: Contract, frames: int, fps: float, video: Path) -> int:
@@ -62,26 +63,22 @@ def start_frame(start: str, contract: Contract, frames: int, fps: float, video: 
     return index
 
 
-def read_film(video: Path, contract: Contract, start: int, steps: int, train_span: tuple[int, int]) -> Film:
-    """One decoding pass: the real future, the mean training frame and histogram, the film's motion."""
-    stride = contract.stride
-    wanted = {start + k * stride for k in range(steps + 1)}
-    real, recent = {}, deque(maxlen=stride + 1)
-    total, histogram, count, motion = None, None, 0, []
+def read_film(video: Path, contract: Contract, start: int, steps: int, frames: int, train_span: tuple[int, int],
+              stats_span: tuple[int, int]) -> Film:
+    """One decoding pass: the real future, the mean training frame, the yardstick's reference."""
+    wanted = {start + k * contract.stride for k in range(steps + 1)}
+    builder = ReferenceBuilder(contract.stride, stats_span, train_span, frames)
+    real, total, count = {}, None, 0
     for index, frame in read_frames(video, contract.frame_size, contract.fit):
-        pixels = frame.astype(np.float32) / 255.0
         if index in wanted:
-            real[index] = pixels
+            real[index] = frame
         if train_span[0] <= index < train_span[1]:
-            total = pixels.astype(np.float64) if total is None else total + pixels
-            histogram = metrics.histogram(pixels) if histogram is None else histogram + metrics.histogram(pixels)
+            total = frame.astype(np.float64) if total is None else total + frame
             count += 1
-        recent.append(pixels)
-        if len(recent) == stride + 1:
-            motion.append(float(np.abs(recent[-1] - recent[0]).mean()))
+        builder.add(index, frame)
     if count == 0:
         raise UserError(f"video {video} has no frame in the training span {train_span}; it can't give baselines")
-    return Film(real, (total / count).astype(np.float32), histogram / count, motion)
+    return Film(real, (total / count / 255).astype(np.float32), builder.finish())
 
 
 def longest_runs(steps: list[int]) -> str:
@@ -115,27 +112,29 @@ def evaluate(model_path: Path, video: Path, start: str = "test", steps: int | No
         raise UserError(f"video {video} has {info.frames} frames: from frame {first} not one step of "
                         f"{contract.stride} frames is left to compare with; start earlier")
     horizon = min(steps or available, available)
-    train_span = tuple(contract.splits["train"]) if info.frames == contract.source_frames else (0, first)
-    film = read_film(video, contract, first, horizon, train_span)
-    truth = [film.real[first + k * contract.stride] for k in range(1, horizon + 1)]
-    start_pixels = film.real[first]
+    training_video = info.frames == contract.source_frames
+    train_span = tuple(contract.splits["train"]) if training_video else (0, first)
+    stats_span = train_span if training_video else (0, info.frames)
+    film = read_film(video, contract, first, horizon, info.frames, train_span, stats_span)
+    truth = [to_unit(film.real[first + k * contract.stride]) for k in range(1, horizon + 1)]
+    start_pixels = to_unit(film.real[first])
 
-    stepper, monitor = Stepper(model), Monitor()
-    stepper.reset(np.rint(start_pixels * 255).astype(np.uint8))
-    monitor.begin(start_pixels * 2 - 1)
-    predicted, motion, drift = [], [], []
-    previous = start_pixels
-    progress = Steps("eval rollout", max(horizon, long))
-    for k in range(1, max(horizon, long) + 1):
+    stepper, monitor, judge = Stepper(model), Monitor(), Judge(film.reference, film.real[first])
+    stepper.reset(film.real[first])
+    monitor.begin(film.real[first])
+    predicted, shown = [], {}
+    total = max(horizon, long)
+    progress = Steps("eval rollout", total)
+    for k in range(1, total + 1):
         stepper.step()
         output = stepper.frame()
         monitor.observe(k, output)
-        pixels = to_uint8(output).astype(np.float32) / 255.0
+        frame = to_uint8(output)
+        judge.observe(frame)
         if k <= horizon:
-            predicted.append(pixels)
-        motion.append(float(np.abs(pixels - previous).mean()))
-        drift.append(metrics.histogram_distance(metrics.histogram(pixels), film.train_histogram))
-        previous = pixels
+            predicted.append(to_unit(frame))
+        if k in LONG_STEPS or k == total:
+            shown[k] = frame
         progress.update(k)
     progress.close()
 
@@ -146,21 +145,16 @@ def evaluate(model_path: Path, video: Path, start: str = "test", steps: int | No
     verdicts = {baseline: {metric: beats(scored["model"][metric], scored[baseline][metric], better)
                            for metric, better in METRICS.items()}
                 for baseline in ("persistence", "mean_frame")}
-    band = (float(np.percentile(film.motion, 5)), float(np.percentile(film.motion, 95)))
-    real_drift = float(np.mean([metrics.histogram_distance(metrics.histogram(t), film.train_histogram)
-                                for t in truth]))
-    in_band = float(np.mean([band[0] <= m <= band[1] for m in motion]))
+    model_m, persist = scored["model"], scored["persistence"]
     report = {
         "model": str(model_path), "video": str(video), "start_frame": first, "stride": contract.stride,
-        "steps_compared": horizon, "long_steps": len(motion), "training_step": contract.training_step,
-        "metrics": scored, "model_beats": verdicts,
-        "long": {"motion": [round(m, 6) for m in motion], "real_motion_band_p5_p95": band,
-                 "fraction_of_steps_with_real_motion": round(in_band, 4),
-                 "colour_drift": [round(d, 6) for d in drift], "real_frames_colour_drift": round(real_drift, 6),
-                 "health": monitor.series()},
+        "steps_compared": horizon, "long_steps": total, "training_step": contract.training_step,
+        "alive": judge.verdict(),
+        "short_horizon": short_horizon(model_m["l1"], persist["l1"], model_m["ssim"], persist["ssim"]),
+        "metrics": scored, "model_beats": verdicts, "health": monitor.series(),
     }
     report["summary"] = summarize(report)
-    draw_report(report, out, truth, predicted)
+    draw_report(report, out, truth, predicted, shown, film.real)
     write_text_atomic(out / "eval.json", json.dumps(report, indent=2))
     for line in report["summary"]:
         print(line)
@@ -169,9 +163,13 @@ def evaluate(model_path: Path, video: Path, start: str = "test", steps: int | No
 
 
 def summarize(report: dict) -> list[str]:
-    """Plain sentences: where the model beats each baseline, and whether the long rollout stays alive."""
-    n, m = report["steps_compared"], report["metrics"]
-    lines = [f"held-out start frame {report['start_frame']}, {n} steps of {report['stride']} frames compared "
+    """Plain sentences, the verdict first: how long it stays a film and why it stops, then the short horizon."""
+    n, m, alive, short = report["steps_compared"], report["metrics"], report["alive"], report["short_horizon"]
+    lines = [f"{alive['summary']} (inside the film's band at {100 * alive['alive_fraction']:.0f}% of steps)",
+             f"step 1: L1 {short['l1_ratio_step1']:.2f}x persistence's (mean over steps 1-{short['steps']}: "
+             f"{short['l1_ratio_mean']:.2f}x, 1-SSIM {short['dssim_ratio_mean']:.2f}x): "
+             + ("beats persistence" if short["beats_persistence"] else "does not beat persistence"),
+             f"held-out start frame {report['start_frame']}, {n} steps of {report['stride']} frames compared "
              f"with the real film"]
     for baseline, label in (("persistence", "persistence (repeat the start frame)"),
                             ("mean_frame", "the mean training frame")):
@@ -179,50 +177,67 @@ def summarize(report: dict) -> list[str]:
         where = f"at steps {longest_runs(won)} ({len(won)} of {n})" if won else f"at no step of {n}"
         lines.append(f"L1: model beats {label} {where}; step 1: model {m['model']['l1'][0]:.4f} vs "
                      f"{m[baseline]['l1'][0]:.4f}")
-    long = report["long"]
-    flags = long["health"]["flags"]
-    lines.append(f"{report['long_steps']}-step rollout: motion within the real film's 5-95% band at "
-                 f"{100 * long['fraction_of_steps_with_real_motion']:.0f}% of steps; colour drift from the training "
-                 f"frames {long['colour_drift'][0]:.3f} at step 1, {long['colour_drift'][-1]:.3f} at the end (real "
-                 f"held-out frames: {long['real_frames_colour_drift']:.3f}); "
+    flags = report["health"]["flags"]
+    lines.append(f"{report['long_steps']}-step rollout health: "
                  + (f"flags: {', '.join(f'{k} from step {v}' for k, v in flags.items())}" if flags else "no flags"))
     return lines
 
 
-def draw_report(report: dict, out: Path, truth: list[np.ndarray], predicted: list[np.ndarray]) -> None:
-    """PNG plots, a filmstrip and a self-contained index.html that shows them."""
-    m = report["metrics"]
+def _clipped(values: list[float], top: float = 4.0) -> list[float]:
+    return [min(v, top) for v in values]
+
+
+def draw_report(report: dict, out: Path, truth: list[np.ndarray], predicted: list[np.ndarray],
+                shown: dict[int, np.ndarray], real: dict[int, np.ndarray]) -> None:
+    """PNG plots and filmstrips, and a self-contained index.html that puts the verdict first."""
+    m, ratios = report["metrics"], report["alive"]["ratios"]
     pictures = {}
+    steps = sorted(shown)
+    first, stride = report["start_frame"], report["stride"]
+    blank = np.full_like(shown[steps[0]], 24)
+    pictures["long.png"] = (f"The long rollout at steps {', '.join(map(str, steps))}: real future (top, dark where "
+                            f"the video ends) and the model (bottom)",
+                            grid([[real.get(first + k * stride, blank) for k in steps], [shown[k] for k in steps]],
+                                 labels=[f"step {k}" for k in steps]))
+    close = [k for k in FILMSTRIP_STEPS if k <= len(predicted)]
+    pictures["filmstrip.png"] = (f"Real (top) and predicted (bottom) at steps {', '.join(map(str, close))}",
+                                 grid([[truth[k - 1] for k in close], [predicted[k - 1] for k in close]],
+                                      labels=[f"step {k}" for k in close]))
+    pictures["alive.png"] = ("Motion and sharpness of the rollout over the real film's (rolling median of "
+                             f"{ROLLING} steps; film-like inside the band; drawn at most 4)",
+                             line_chart({"motion ratio": _clipped(ratios["motion"]),
+                                         "sharpness ratio": _clipped(ratios["sharpness"])},
+                                        "motion and sharpness / real film", "ratio", band=BAND, band_label="film-like"))
+    pictures["realism.png"] = ("Distance to the nearest training frame (realism) and colour-histogram distance, "
+                               "each over real held-out frames' (film-like below 2; drawn at most 4)",
+                               line_chart({"realism": _clipped(ratios["realism"]),
+                                           "colour": _clipped(ratios["colour"])},
+                                          "realism and colour / real held-out frames", "ratio", band=(0.0, LIMIT),
+                                          band_label="film-like"))
     for metric, better in METRICS.items():
         pictures[f"{metric}.png"] = (f"{metric.upper()} against the real future ({better} is better)",
                                      line_chart({name: m[name][metric] for name in m},
                                                 f"{metric.upper()} vs step", metric))
-    long = report["long"]
-    pictures["motion.png"] = ("Motion per step (mean absolute change) against the real film's 5-95% band",
-                              line_chart({"model": long["motion"]}, "motion per step", "mean |change|",
-                                         band=tuple(long["real_motion_band_p5_p95"]), band_label="real film"))
-    pictures["drift.png"] = ("Colour-histogram distance to the training frames (0 = same colours)",
-                             line_chart({"model": long["colour_drift"]}, "colour drift", "distance",
-                                        band=(long["real_frames_colour_drift"],) * 2, band_label="real frames"))
-    shown = [k for k in FILMSTRIP_STEPS if k <= len(predicted)]
-    pictures["filmstrip.png"] = (f"Real (top) and predicted (bottom) at steps {', '.join(map(str, shown))}",
-                                 grid([[truth[k - 1] for k in shown], [predicted[k - 1] for k in shown]],
-                                      labels=[f"step {k}" for k in shown]))
     for name, (_, image) in pictures.items():
         save_png(out / name, image)
     figures = "\n".join(f'<figure><img src="{name}" alt="{html.escape(caption)}">'
                         f"<figcaption>{html.escape(caption)}</figcaption></figure>"
                         for name, (caption, _) in pictures.items())
-    summary = "\n".join(f"<li>{html.escape(line)}</li>" for line in report["summary"])
+    verdict, *details = report["summary"]
+    summary = "\n".join(f"<li>{html.escape(line)}</li>" for line in details)
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>epilogue evaluation</title>
 <style>body{{font:15px/1.5 system-ui,sans-serif;max-width:960px;margin:2em auto;padding:0 1em;color:#222}}
 img{{max-width:100%;border:1px solid #ddd}}figure{{margin:1.5em 0}}figcaption{{color:#555}}
-code{{background:#f4f4f4;padding:0 .3em}}</style></head><body>
+code{{background:#f4f4f4;padding:0 .3em}}h2{{font-size:1.3em}}</style></head><body>
 <h1>epilogue evaluation</h1>
-<p>Model <code>{html.escape(report['model'])}</code> (training step {report['training_step']}) on
-<code>{html.escape(report['video'])}</code>, from frame {report['start_frame']}, {report['stride']} frames a step.</p>
+<h2>{html.escape(verdict)}</h2>
 <ul>{summary}</ul>
+<p>Model <code>{html.escape(report['model'])}</code> (training step {report['training_step']}) on
+<code>{html.escape(report['video'])}</code>, from frame {report['start_frame']}, {report['stride']} frames a step.
+A continuation is film-like while its motion and sharpness stay within half and twice the real film's, and its
+distance to the film's nearest training frame and its colour distance stay within twice that of real held-out
+frames (each a rolling median over {ROLLING} steps).</p>
 {figures}
 <p>Every number is in <a href="eval.json">eval.json</a>.</p>
 </body></html>

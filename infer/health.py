@@ -7,7 +7,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from infer import metrics
 from infer.errors import warn
+from infer.frames import to_uint8, to_unit
 
 DARK, BRIGHT = 0.03, 0.97  # mean intensity in [0, 1]
 STILL = 0.5 / 255  # mean absolute change per step below half a grey level
@@ -23,15 +25,15 @@ class Monitor:
     _streak: dict[str, int] = field(default_factory=dict)
 
     def begin(self, start: np.ndarray) -> None:
-        """The start frame (float in [-1, 1]): step 1's change is measured against it."""
-        self._previous = (np.asarray(start, np.float32) + 1.0) / 2.0
+        """The uint8 start frame: step 1's change is measured against it."""
+        self._previous = to_unit(start)
 
     def observe(self, step: int, frame: np.ndarray) -> str | None:
         """Record a step's output (float in [-1, 1]); return the condition newly flagged, if any."""
-        pixels = (np.asarray(frame, np.float32) + 1.0) / 2.0
-        finite = bool(np.isfinite(pixels).all())
+        finite = bool(np.isfinite(frame).all())
+        pixels = to_unit(to_uint8(frame)) if finite else None  # measured on the frame the viewer sees
         mean = float(pixels.mean()) if finite else float("nan")
-        change = float(np.abs(pixels - self._previous).mean()) if finite and self._previous is not None else None
+        change = metrics.motion(self._previous, pixels) if finite and self._previous is not None else None
         self.mean.append(mean)
         self.change.append(change if change is not None else float("nan"))
         self._previous = pixels if finite else self._previous

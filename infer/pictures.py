@@ -10,13 +10,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from infer.errors import atomic_path
-
-
-def to_uint8(frame: np.ndarray) -> np.ndarray:
-    """[-1, 1] float -> [0, 255] uint8 (uint8 passes through)."""
-    if frame.dtype == np.uint8:
-        return frame
-    return np.clip(np.rint((np.asarray(frame, np.float32) + 1.0) * 127.5), 0, 255).astype(np.uint8)
+from infer.frames import to_uint8
 
 
 def grid(rows: Sequence[Sequence[np.ndarray]], labels: Sequence[str] = (), gap: int = 4) -> np.ndarray:

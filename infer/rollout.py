@@ -23,10 +23,11 @@ import typer
 
 from infer import __version__
 from infer.errors import UserError, check_writable_dir, exit_on_user_error, write_text_atomic
+from infer.frames import to_uint8
 from infer.health import Monitor
 from infer.pictures import save_png
 from infer.progress import Steps
-from infer.runner import Model, Stepper, load, to_model, to_uint8
+from infer.runner import Model, Stepper, load
 from infer.video import (
     BackgroundEncoder,
     VideoWriter,
@@ -198,7 +199,7 @@ def rollout(model_path: Path, source: Path, out: Path, *, start: str = "last", s
                 progress.update(done)
         else:
             stepper.reset(origin.frame)
-            monitor.begin(to_model(origin.frame))
+            monitor.begin(origin.frame)
             previous = origin.frame
             if frames_dir is not None:
                 save_png(frames_dir / "step_0000.png", origin.frame)

@@ -20,6 +20,7 @@ import numpy as np
 
 from infer.contract import Contract
 from infer.errors import UserError
+from infer.frames import to_model, to_uint8
 
 try:
     import onnxruntime as ort
@@ -94,16 +95,6 @@ def load(path: Path, provider: str = "auto") -> Model:
         print(f"provider: {PROVIDERS[name]}{', ' + graphs_note if graphs_note else ''}{note}", flush=True)
         return Model(session, contract, PROVIDERS[name], device, graphs=graph_session is not None)
     raise UserError(f"no execution provider could run {path}: {'; '.join(tried)}")
-
-
-def to_model(frame: np.ndarray) -> np.ndarray:
-    """uint8 HxWx3 -> float32 1xHxWx3 in [-1, 1], as in training."""
-    return (frame.astype(np.float32) / 127.5 - 1.0)[None]
-
-
-def to_uint8(frame: np.ndarray) -> np.ndarray:
-    """float32 (1x)HxWx3 in [-1, 1] -> uint8 HxWx3."""
-    return np.clip(np.rint((frame.reshape(frame.shape[-3:]) + 1.0) * 127.5), 0, 255).astype(np.uint8)
 
 
 class Stepper:

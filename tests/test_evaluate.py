@@ -50,17 +50,22 @@ def test_a_briefly_trained_model_beats_persistence_at_step_1_on_learnable_motion
     assert 1 in numbers["model_beats"]["mean_frame"]["l1"]
     model, persistence = numbers["metrics"]["model"]["l1"][0], numbers["metrics"]["persistence"]["l1"][0]
     assert model < persistence
-    assert len(numbers["long"]["motion"]) == 60 and len(numbers["long"]["colour_drift"]) == 60
+    assert numbers["short_horizon"]["l1_ratio_step1"] < 1
     assert any("beats persistence" in line for line in numbers["summary"])
+    alive = numbers["alive"]
+    assert numbers["long_steps"] == 60 and alive["steps"] == 60
+    assert all(len(series) == 60 for series in [*alive["ratios"].values(), *alive["per_step"].values()])
+    assert 0 <= alive["alive_horizon"] <= 60 and numbers["summary"][0].startswith(alive["summary"])
 
 
 def test_the_report_names_every_image_and_each_exists(report):
     numbers, out = report
     page = (out / "index.html").read_text()
     images = re.findall(r'<img src="([^"]+)"', page)
-    assert set(images) == {"l1.png", "psnr.png", "ssim.png", "motion.png", "drift.png", "filmstrip.png"}
+    assert set(images) == {"l1.png", "psnr.png", "ssim.png", "alive.png", "realism.png", "filmstrip.png", "long.png"}
     assert all((out / name).is_file() and (out / name).stat().st_size > 1000 for name in images)
     assert "http" not in page  # readable offline
+    assert page.index(numbers["alive"]["summary"]) < page.index("<img")  # the verdict comes first
     assert json.loads((out / "eval.json").read_text())["summary"] == numbers["summary"]
 
 

@@ -12,8 +12,8 @@ from conftest import ctrl_c_when
 from onnx import TensorProto, helper
 
 from infer.errors import UserError
+from infer.frames import to_model
 from infer.rollout import main, rollout
-from infer.runner import to_model
 from infer.video import probe, read_frames, read_image
 
 

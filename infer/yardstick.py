@@ -1,0 +1,225 @@
+"""The yardstick: how long a continuation stays a film, and why it stops.
+
+A continuation is judged against the real film's own statistics, at the model's frame size and stride:
+
+- motion per step and sharpness (`infer.metrics`: variance of a Laplacian), as ratios to the real film's
+  medians: a freeze, a boil, a blur and noise each push one of them out;
+- colour: the distance of a frame's colour histogram to the training frames' mean histogram, over the
+  median of the same distance for the real held-out frames;
+- realism: the distance (RMS over 32x32 RGB thumbnails) to the nearest frame of the training span, over the
+  median of the same distance for the real held-out frames. A continuation should look like frames of its
+  film's world even when it shows something new; mush is far from all of them, however film-like its motion
+  and sharpness statistics are.
+
+Each series is a trailing rolling median over ROLLING steps. The continuation is alive while the motion and
+sharpness ratios stay inside BAND and colour and realism stay at most LIMIT; its alive horizon is the number
+of steps before the first step where one leaves, and the reason names which.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from infer import metrics
+from infer.errors import warn
+from infer.frames import to_unit
+
+BAND = (0.5, 2.0)  # motion and sharpness ratios to the real film's medians
+LIMIT = 2.0  # colour and realism: times the real held-out frames' own distance
+ROLLING = 10  # steps in the trailing rolling median
+THUMB = 32  # thumbnail side for realism
+MAX_THUMBS = 4000  # training frames kept for nearest-frame search (evenly spaced beyond this)
+MOTION_FLOOR = 0.5 / 255  # a still film: half a grey level per step
+SHARPNESS_FLOOR = 1e-6
+DISTANCE_FLOOR = 1e-3
+
+# Checked in this order when several end at the same step: the most specific diagnosis first.
+REASONS = {
+    "blurs": "sharpness below half the real film's",
+    "turns to noise": "sharpness above twice the real film's",
+    "freezes": "motion below half the real film's",
+    "boils": "motion above twice the real film's",
+    "drifts in colour": "colour histogram more than twice as far from the film's as real held-out frames",
+    "leaves the film's world": "more than twice as far from every training frame as real held-out frames are",
+}
+
+
+def thumbnail(frame: np.ndarray) -> np.ndarray:
+    """uint8 HxWx3 -> THUMB x THUMB x 3 in [0, 1], area-averaged, flattened."""
+    small = Image.fromarray(frame).resize((THUMB, THUMB), Image.Resampling.BOX)
+    return to_unit(np.asarray(small)).reshape(-1)
+
+
+def nearest(queries: np.ndarray, world: np.ndarray, chunk: int = 256) -> np.ndarray:
+    """RMS distance from each query thumbnail to its nearest thumbnail in `world`."""
+    world = world.astype(np.float32)
+    world_sq = np.square(world).sum(axis=1)
+    out = []
+    for i in range(0, len(queries), chunk):
+        q = queries[i:i + chunk].astype(np.float32)
+        squared = np.square(q).sum(axis=1)[:, None] + world_sq[None] - 2 * q @ world.T
+        out.append(np.sqrt(np.maximum(squared.min(axis=1), 0) / world.shape[1]))
+    return np.concatenate(out) if out else np.zeros(0, np.float32)
+
+
+def rolling_median(values: list[float], window: int = ROLLING) -> list[float]:
+    """Trailing: step k's value is the median of steps k-window+1..k (fewer at the start)."""
+    return [float(np.median(values[max(0, k - window + 1):k + 1])) for k in range(len(values))]
+
+
+@dataclass(frozen=True)
+class Reference:
+    """The real film's own statistics that a continuation is measured against."""
+
+    motion: float  # median motion per step
+    sharpness: float  # median sharpness
+    histogram: np.ndarray  # mean colour histogram of the training span
+    colour_scale: float  # median colour distance of real held-out frames to `histogram`
+    world: np.ndarray  # thumbnails of the training span
+    realism_scale: float  # median nearest-training-frame distance of real held-out frames
+    spans: dict[str, list[int]]
+
+    def colour(self, frame: np.ndarray) -> float:
+        """Colour-histogram distance of a [0, 1] frame to the training frames' mean, in units of the real spread."""
+        return metrics.histogram_distance(metrics.histogram(frame), self.histogram) / self.colour_scale
+
+    def summary(self) -> dict:
+        return {"motion_median": round(self.motion, 6), "sharpness_median": round(self.sharpness, 8),
+                "colour_scale": round(self.colour_scale, 6), "realism_scale": round(self.realism_scale, 6),
+                "training_frames_searched": len(self.world), "spans": self.spans,
+                "motion": "mean |frame t+stride - frame t|, frames in [0, 1]",
+                "sharpness": "variance of the 3x3 Laplacian of the grey frame",
+                "rolling_median_steps": ROLLING, "band": list(BAND), "limit": LIMIT}
+
+
+class ReferenceBuilder:
+    """Gathers a Reference in the evaluation's one decoding pass.
+
+    `stats_span` gives the motion and sharpness medians (the training span, or the whole video when it is not
+    the training one); `world_span` is the training span; frames after it are the real held-out frames.
+    """
+
+    def __init__(self, stride: int, stats_span: tuple[int, int], world_span: tuple[int, int], frames: int):
+        self.stride, self.stats_span, self.world_span = stride, stats_span, world_span
+        self.every = max(1, math.ceil((world_span[1] - world_span[0]) / MAX_THUMBS))
+        self.held_every = max(1, math.ceil((frames - world_span[1]) / MAX_THUMBS))
+        self.recent: deque[tuple[int, np.ndarray]] = deque(maxlen=stride + 1)
+        self.motion: list[float] = []
+        self.sharpness: list[float] = []
+        self.histograms: list[np.ndarray] = []
+        self.world: list[np.ndarray] = []
+        self.held_out: list[tuple[np.ndarray, np.ndarray]] = []  # (thumbnail, histogram)
+
+    def add(self, index: int, frame: np.ndarray) -> None:
+        """One decoded uint8 frame at model size, in decoding order."""
+        pixels = to_unit(frame)
+        if self.stats_span[0] <= index < self.stats_span[1]:
+            self.recent.append((index, pixels))
+            (first, earlier), (_, latest) = self.recent[0], self.recent[-1]
+            if index - first == self.stride:
+                self.motion.append(metrics.motion(earlier, latest))
+            self.sharpness.append(metrics.sharpness(pixels))
+        if self.world_span[0] <= index < self.world_span[1]:
+            self.histograms.append(metrics.histogram(pixels))
+            if (index - self.world_span[0]) % self.every == 0:
+                self.world.append(thumbnail(frame))
+        elif index >= self.world_span[1] and (index - self.world_span[1]) % self.held_every == 0:
+            self.held_out.append((thumbnail(frame), metrics.histogram(pixels)))
+
+    def finish(self) -> Reference:
+        world = np.stack(self.world)
+        mean = np.mean(self.histograms, axis=0)
+        if self.held_out:
+            thumbs, histograms = np.stack([t for t, _ in self.held_out]), [h for _, h in self.held_out]
+            realism = float(np.median(nearest(thumbs, world)))
+        else:  # nothing after the training span: a real step's distance stands in for a held-out frame's
+            warn("no real frame after the training span: realism is scaled by one real step's distance instead")
+            gap = max(1, self.stride // self.every)
+            histograms = self.histograms
+            realism = float(np.median(np.sqrt(np.square(world[gap:] - world[:-gap]).mean(axis=1)))) \
+                if len(world) > gap else DISTANCE_FLOOR
+        colour = float(np.median([metrics.histogram_distance(h, mean) for h in histograms]))
+        return Reference(motion=max(float(np.median(self.motion)) if self.motion else 0.0, MOTION_FLOOR),
+                         sharpness=max(float(np.median(self.sharpness)), SHARPNESS_FLOOR), histogram=mean,
+                         colour_scale=max(colour, DISTANCE_FLOOR), world=world,
+                         realism_scale=max(realism, DISTANCE_FLOOR),
+                         spans={"statistics": list(self.stats_span), "training": list(self.world_span)})
+
+
+class Judge:
+    """Watches a rollout step by step, then says how long it stayed a film."""
+
+    def __init__(self, reference: Reference, start: np.ndarray):
+        self.reference = reference
+        self.previous = to_unit(start)
+        self.motion: list[float] = []
+        self.sharpness: list[float] = []
+        self.colour: list[float] = []
+        self.thumbs: list[np.ndarray] = []
+
+    def observe(self, frame: np.ndarray) -> None:
+        """The next uint8 frame of the rollout, at model size."""
+        pixels = to_unit(frame)
+        self.motion.append(metrics.motion(self.previous, pixels))
+        self.sharpness.append(metrics.sharpness(pixels))
+        self.colour.append(self.reference.colour(pixels))
+        self.thumbs.append(thumbnail(frame))
+        self.previous = pixels
+
+    def verdict(self) -> dict:
+        ref = self.reference
+        realism = (nearest(np.stack(self.thumbs), ref.world) / ref.realism_scale).tolist()
+        ratios = {"motion": [m / ref.motion for m in rolling_median(self.motion)],
+                  "sharpness": [s / ref.sharpness for s in rolling_median(self.sharpness)],
+                  "colour": rolling_median(self.colour), "realism": rolling_median(realism)}
+        failing = [_failing(*(ratios[name][k] for name in ("motion", "sharpness", "colour", "realism")))
+                   for k in range(len(self.motion))]
+        ends = next((k for k, reasons in enumerate(failing) if reasons), None)
+        steps = len(self.motion)
+        horizon = steps if ends is None else ends
+        return {
+            "steps": steps, "alive_horizon": horizon,
+            "ends_at_step": None if ends is None else ends + 1,
+            "ends_because": None if ends is None else failing[ends][0],
+            "failing_at_end": [] if ends is None else failing[ends],
+            "alive_fraction": round(sum(not f for f in failing) / max(steps, 1), 4),
+            "reference": ref.summary(),
+            "ratios": {name: [round(v, 4) for v in values] for name, values in ratios.items()},
+            "per_step": {"motion": _rounded(self.motion), "sharpness": _rounded(self.sharpness, 8),
+                         "colour": _rounded(self.colour), "realism": _rounded(realism)},
+            "summary": describe(horizon, steps, None if ends is None else failing[ends][0]),
+        }
+
+
+def _failing(motion: float, sharpness: float, colour: float, realism: float) -> list[str]:
+    low, high = BAND
+    checks = {"blurs": sharpness < low, "turns to noise": sharpness > high, "freezes": motion < low,
+              "boils": motion > high, "drifts in colour": colour > LIMIT, "leaves the film's world": realism > LIMIT}
+    return [reason for reason in REASONS if checks[reason]]
+
+
+def describe(horizon: int, steps: int, reason: str | None) -> str:
+    if reason is None:
+        return f"stays film-like for all {steps} steps"
+    return f"stays film-like for {horizon} of {steps} steps, then {reason}"
+
+
+def _rounded(values: list[float], digits: int = 6) -> list[float]:
+    return [round(v, digits) for v in values]
+
+
+def short_horizon(model_l1: list[float], persistence_l1: list[float], model_ssim: list[float],
+                  persistence_ssim: list[float], steps: int = 8) -> dict:
+    """The model's error over persistence's at steps 1..8: L1, and 1 - SSIM (so below 1 is better for both)."""
+    n = min(steps, len(model_l1))
+    l1 = [m / max(p, 1e-6) for m, p in zip(model_l1[:n], persistence_l1[:n], strict=True)]
+    dssim = [(1 - m) / max(1 - p, 1e-6) for m, p in zip(model_ssim[:n], persistence_ssim[:n], strict=True)]
+    mean = float(np.mean(l1))
+    return {"steps": n, "l1_ratio": _rounded(l1, 4), "dssim_ratio": _rounded(dssim, 4),
+            "l1_ratio_step1": round(l1[0], 4), "l1_ratio_mean": round(mean, 4),
+            "dssim_ratio_mean": round(float(np.mean(dssim)), 4), "beats_persistence": mean < 1}

@@ -1,0 +1,57 @@
+"""make quality's bookkeeping: which configs it trains, and an honest summary over seeds (no training here:
+the yardstick and the training loop have their own tests)."""
+
+import json
+
+import pytest
+
+from bench.quality import aggregate, config_for, merged, settings, table, videos
+from infer.errors import UserError
+
+
+def test_defaults_come_first_then_files_then_every_grid_point(tmp_path):
+    toml = tmp_path / "sharper.toml"
+    toml.write_text("[train]\nl1_weight = 10.0\n")
+    found = settings([toml], ["train.l1_weight=10,100", "model.dropout=0.0,0.5"])
+    assert [s.name for s in found] == ["defaults", "sharper", "l1_weight=10 dropout=0.0", "l1_weight=10 dropout=0.5",
+                                       "l1_weight=100 dropout=0.0", "l1_weight=100 dropout=0.5"]
+    assert found[1].overrides == {"train": {"l1_weight": 10.0}}
+    assert found[2].overrides == {"train": {"l1_weight": 10}, "model": {"dropout": 0.0}}
+    with pytest.raises(UserError, match="is not SECTION.FIELD=V1,V2"):
+        settings([], ["l1_weight=10"])
+
+
+def test_every_run_has_the_same_budget_and_only_the_seed_and_the_setting_differ(tmp_path):
+    (film,) = videos(["bundled"], tmp_path)
+    base, other = (config_for(s, film, seed) for s, seed in zip(settings([], ["train.l1_weight=10"]), (0, 1),
+                                                                    strict=True))
+    assert base.train.steps == other.train.steps and base.frame_size == other.frame_size == (64, 64)
+    assert (base.train.seed, other.train.seed) == (0, 1)
+    assert (base.train.l1_weight, other.train.l1_weight) == (100.0, 10)
+    with pytest.raises(UserError, match="unknown video"):
+        videos(["street"], tmp_path)
+
+
+def run(horizon: int, reason: str, ratio: float) -> dict:
+    return {"l1_ratio_step1": ratio, "l1_ratio_mean_1_8": ratio, "alive_horizon": horizon, "ends_because": reason,
+            "alive_fraction": horizon / 600, "motion_100_600": 1.0, "sharpness_100_600": 0.5, "colour_100_600": 1.0,
+            "realism_32": 1.0, "realism_100": 2.0, "realism_600": 3.0}
+
+
+def test_the_summary_shows_the_spread_over_seeds_and_the_worst_horizon():
+    summary = aggregate([run(10, "blurs", 2.0), run(30, "blurs", 1.0), run(600, "-", 1.5)])
+    assert summary["alive_horizon"]["median"] == 30 and summary["alive_horizon"]["worst"] == 10
+    assert summary["l1_ratio_step1"] == {"mean": 1.5, "min": 1.0, "max": 2.0}
+    assert summary["ends_because"] == "blurs"
+    row = table({"defaults": {"window": summary}}, 3).splitlines()[2]
+    assert row.startswith("| defaults | window | 1.50 [1.00, 2.00] | 1.50 [1.00, 2.00] | 30 (10) | blurs |")
+
+
+def test_results_gather_across_comparisons_with_the_same_budget(tmp_path):
+    out = tmp_path / "quality.json"
+    first = merged(out, {"results": {"defaults": {"window": aggregate([run(5, "blurs", 2.0)])}}}, 3)
+    out.write_text(json.dumps(first))
+    second = merged(out, {"results": {"unroll": {"window": aggregate([run(50, "freezes", 1.0)])}}}, 3)
+    assert list(second["results"]) == ["defaults", "unroll"]
+    assert "| unroll | window |" in second["table"] and "| defaults | window |" in second["table"]
+    assert list(merged(out, {"results": {"x": {}}}, 1)["results"]) == ["x"]  # another seed count starts afresh
