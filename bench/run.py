@@ -1,6 +1,6 @@
 """`make bench`: each figure is a ratio against a baseline measured in the same run, on this machine.
 
-    python -m bench.run [SECTION ...]     sections: pipeline memory training rollout (default: all)
+    python -m bench.run [SECTION ...]     sections: pipeline memory training techniques rollout (default: all)
 
 Figures go to bench/results.json (other sections' figures are kept) and are printed as a table.
 """
@@ -22,7 +22,7 @@ import numpy as np  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from infer.config import resolve  # noqa: E402
+from infer.config import apply, resolve  # noqa: E402
 from infer.video import VideoWriter  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -114,7 +114,7 @@ def training(steps: int = 5, rounds: int = 3) -> dict:
     from trainer.train import Trainer
 
     def rate(step, batches) -> float:
-        return steps / timed(lambda: [float(step(*next(batches))[0]) for _ in range(steps)])
+        return steps / timed(lambda: [float(step(next(batches))[0]) for _ in range(steps)])
 
     figures = {}
     with tempfile.TemporaryDirectory() as run_dir:
@@ -123,15 +123,16 @@ def training(steps: int = 5, rounds: int = 3) -> dict:
             config = resolve("pix2pix", None, {"data": {"videos": (str(CLIP),), "stride": 6, "hop": 1},
                                                "train": {"xla": xla, "precision": "float32"}})
             plans = plan(config)
-            pairs = data.split_dataset(config, plans, "train", Path(run_dir) / "cache")
+            windows = data.split_dataset(config, plans, "train", Path(run_dir) / "cache")
             trainer = Trainer(config, Path(run_dir) / f"xla{xla}", tf.distribute.get_strategy(), "float32")
-            batches = iter(data.train_batches(config, pairs, len(plans[0].splits["train"].starts), 0))
+            batches = iter(data.train_batches(config, windows, len(plans[0].splits["train"].starts), 0))
             loops["epilogue_xla" if xla else "epilogue"] = (
-                lambda i, t, trainer=trainer: list(trainer.step_fn(i, t).values()), batches)
-        loops["tutorial"] = (tutorial_pix2pix.make_step(), batches)
+                lambda w, trainer=trainer: list(trainer.step_fn(w).values()), batches)
+        tutorial_step = tutorial_pix2pix.make_step()
+        loops["tutorial"] = (lambda w: tutorial_step(w[:, 0], w[:, 1]), batches)
         rates: dict[str, list[float]] = {name: [] for name in loops}
         for step, batches in loops.values():  # trace and warm up
-            [step(*next(batches)) for _ in range(2)]
+            [step(next(batches)) for _ in range(2)]
         for _ in range(rounds):
             for name, (step, batches) in loops.items():
                 rates[name].append(rate(step, batches))
@@ -143,6 +144,48 @@ def training(steps: int = 5, rounds: int = 3) -> dict:
     figures["goal"] = "epilogue >= 1.0x tutorial"
     figures["setup"] = (f"256x256, 64 filters, batch 1, float32, same input batches; medians of {rounds} rounds "
                         f"of {steps} steps, alternating")
+    return figures
+
+
+TECHNIQUES = {"residual": {"model": {"residual": True}}, "noise_0.05": {"train": {"noise": 0.05}},
+              "unroll_2": {"train": {"unroll": 2}}, "unroll_2_grad": {"train": {"unroll": 2, "unroll_grad": True}},
+              "context_2": {"model": {"context": 2}}, "context_3": {"model": {"context": 3}},
+              "upsample_resize": {"model": {"upsample": "resize"}}}
+
+
+def techniques(steps: int = 20, rounds: int = 3) -> dict:
+    """What each technique of `make quality` costs in training speed: steps/s at the quality preset (64x64,
+    CPU float32) over today's defaults, in the same process, alternating rounds, medians kept. Unroll is
+    timed past its ramp, where a step draws 0..R extra generator passes (R/2 on average)."""
+    import tensorflow as tf
+
+    from trainer import data
+    from trainer.plan import plan
+    from trainer.train import Trainer
+
+    loops = {}
+    with tempfile.TemporaryDirectory() as run_dir:
+        for name, overrides in {"defaults": {}, **TECHNIQUES}.items():
+            config = resolve("quality", None, {"data": {"videos": (str(CLIP),)}})
+            config = apply(config, overrides).validate()
+            plans = plan(config)
+            windows = data.split_dataset(config, plans, "train", Path(run_dir) / name / "cache")
+            trainer = Trainer(config, Path(run_dir) / name, tf.distribute.get_strategy(), "float32")
+            trainer.step.assign(config.train.steps)  # past the unroll ramp
+            batches = iter(data.train_batches(config, windows, len(plans[0].splits["train"].starts), 0))
+            loops[name] = (lambda w, trainer=trainer: trainer.step_fn(w)["gen"], batches)
+        rates: dict[str, list[float]] = {name: [] for name in loops}
+        for step, batches in loops.values():  # trace and warm up
+            [float(step(next(batches))) for _ in range(3)]
+        for _ in range(rounds):
+            for name, (step, batches) in loops.items():
+                rates[name].append(steps / timed(lambda s=step, b=batches: [float(s(next(b))) for _ in range(steps)]))
+    base = float(np.median(rates["defaults"]))
+    figures = {"defaults_steps_per_s": round(base, 2)}
+    for name in TECHNIQUES:
+        figures[f"{name}_vs_defaults"] = round(float(np.median(rates[name])) / base, 2)
+    figures["setup"] = (f"quality preset (64x64, 32 filters, depth 6), bundled clip, batch 1, float32; medians of "
+                        f"{rounds} rounds of {steps} steps, alternating")
     return figures
 
 
@@ -167,7 +210,7 @@ pngs = out.parent / "origin_pngs"
 pngs.mkdir(exist_ok=True)
 for k in range(steps):  # the notebook: training=True, one PNG per step, a video composed afterwards
     t = time.perf_counter()
-    x = generator(x, training=True).numpy()
+    x = generator([x], training=True).numpy()
     model_s += time.perf_counter() - t
     Image.fromarray(((x[0] + 1) * 127.5).clip(0, 255).astype(np.uint8)).save(pngs / f"{k:04d}.png")
 writer = VideoWriter(out, (1080, 1920), 600 / 90)
@@ -199,10 +242,10 @@ def model_only(generator, onnx_path: Path, runs: int = 10) -> dict:
 
     stepper = Stepper(load(onnx_path))
     frame = np.random.default_rng(0).integers(0, 256, (256, 256, 3), np.uint8)
-    stepper.reset(frame)
+    stepper.reset([frame])
     figures = {}
     for name, run in (("onnxruntime", lambda: (stepper.step(), stepper.frame())),
-                      ("keras_training_true", lambda: generator(to_model(frame), training=True).numpy())):
+                      ("keras_training_true", lambda: generator([to_model(frame)], training=True).numpy())):
         run()
         figures[f"model_only_s_per_frame_{name}"] = round(min(timed(run) for _ in range(runs)), 4)
     figures["model_only_onnxruntime_vs_keras"] = round(
@@ -231,7 +274,7 @@ def rollout(steps: int = 600) -> dict:
         tf.train.CheckpointManager(tf.train.Checkpoint(generator=generator), run / "checkpoints", 1).save()
         onnx_path = run / "generator.onnx"
         meta = contract(run, 0, plan(config)[0])
-        save(to_onnx(generator, meta.input, meta.output, 17), onnx_path, meta)
+        save(to_onnx(generator, meta.output, 17), onnx_path, meta)
         figures |= model_only(generator, onnx_path)
         for name, script, target in (("epilogue", _OUR_WAY, onnx_path), ("origin_notebook", _ORIGIN_WAY, run)):
             out = subprocess.run([sys.executable, "-c", script, str(target), str(CLIP), str(Path(tmp) / f"{name}.mp4"),
@@ -250,7 +293,8 @@ def rollout(steps: int = 600) -> dict:
     return figures
 
 
-SECTIONS = {"pipeline": pipeline, "memory": memory, "training": training, "rollout": rollout}
+SECTIONS = {"pipeline": pipeline, "memory": memory, "training": training, "techniques": techniques,
+            "rollout": rollout}
 
 
 def main(names: list[str]) -> None:

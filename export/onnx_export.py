@@ -25,8 +25,10 @@ import typer
 from export.onnx_graph import to_onnx
 from infer import __version__
 from infer.config import Config
-from infer.contract import Contract
+from infer.contract import Contract, input_names
 from infer.errors import UserError, atomic_path, check_writable_dir, exit_on_user_error, warn
+from infer.frames import to_model
+from infer.roll import roll
 from infer.video import read_frames
 from trainer import model
 from trainer.plan import VideoPlan, plan
@@ -71,26 +73,33 @@ def load_generator(run_dir: Path, checkpoint: str) -> tuple[keras.Model, int]:
     return generator, int(step.numpy())
 
 
-def validation_frames(config: Config, first: VideoPlan, count: int = 4) -> np.ndarray:
-    """`count` real frames spread over the first video's validation split, in [-1, 1]."""
-    split = first.splits["val"]
-    wanted = set(np.linspace(split.start, split.stop - 1, count).round().astype(int).tolist())
-    frames = [f for _, f in read_frames(Path(first.info.path), config.frame_size, config.data.fit, wanted=wanted,
-                                        stop=split.stop)]
-    return np.stack(frames).astype(np.float32) / 127.5 - 1.0
+def validation_contexts(config: Config, first: VideoPlan, count: int = 4) -> list[np.ndarray]:
+    """`count` real contexts spread over the first video's validation split: one [count, h, w, 3] array per
+    context frame, oldest first, in [-1, 1]."""
+    split, k, stride = first.splits["val"], config.model.context, config.data.stride
+    newest = np.linspace(split.start + (k - 1) * stride, split.stop - 1, count).round().astype(int).tolist()
+    wanted = {n - j * stride for n in newest for j in range(k)}
+    frames = dict(read_frames(Path(first.info.path), config.frame_size, config.data.fit, wanted=wanted,
+                              stop=split.stop))
+    return [to_model(np.stack([frames[n - (k - 1 - j) * stride] for n in newest]))[0] for j in range(k)]
 
 
-def check_parity(generator: keras.Model, proto: onnx.ModelProto, frames: np.ndarray,
+def check_parity(generator: keras.Model, proto: onnx.ModelProto, contexts: list[np.ndarray],
                  providers: list[str]) -> dict[str, float]:
     """Max abs difference of one step and of a 10-step rollout between ONNX Runtime and Keras."""
     session = ort.InferenceSession(proto.SerializeToString(), providers=providers)
-    name = session.get_inputs()[0].name
-    keras_out = generator(frames, training=False).numpy()
-    onnx_out = session.run(None, {name: frames})[0]
-    step = float(np.abs(onnx_out - keras_out).max())
-    a = b = frames[:1]
-    for _ in range(ROLLOUT_STEPS):
-        a, b = generator(a, training=False).numpy(), session.run(None, {name: b})[0]
+    names = [i.name for i in session.get_inputs()]
+
+    def keras_step(frames: list[np.ndarray]) -> np.ndarray:
+        return generator(frames, training=False).numpy()
+
+    def onnx_step(frames: list[np.ndarray]) -> np.ndarray:
+        return session.run(None, dict(zip(names, frames, strict=True)))[0]
+
+    step = float(np.abs(onnx_step(contexts) - keras_step(contexts)).max())
+    first = [c[:1] for c in contexts]
+    *_, a = roll(keras_step, first, ROLLOUT_STEPS)
+    *_, b = roll(onnx_step, first, ROLLOUT_STEPS)
     return {"step_max_abs_diff": step, "rollout_max_abs_diff": float(np.abs(a - b).max())}
 
 
@@ -99,12 +108,12 @@ def contract(run_dir: Path, step: int, first: VideoPlan) -> Contract:
     config = read_config(run_dir)
     video = record["videos"][0]
     spans = {name: [s.start, s.stop] for name, s in first.splits.items()}
-    return Contract(input="frame", output="next_frame", layout="NHWC", value_range=(-1.0, 1.0),
-                    frame_size=config.frame_size, fit=config.data.fit, stride=config.data.stride,
-                    source_fps=video["fps"], source_size=tuple(video["size"]), context_frames=1,
-                    training_step=step, config_fingerprint=record["fingerprint"], epilogue_version=__version__,
-                    source_video=video["path"], source_frames=video["frames"], splits=spans,
-                    config=config.to_dict())
+    return Contract(inputs=tuple(input_names(config.model.context)), output="next_frame", layout="NHWC",
+                    value_range=(-1.0, 1.0), frame_size=config.frame_size, fit=config.data.fit,
+                    stride=config.data.stride, source_fps=video["fps"], source_size=tuple(video["size"]),
+                    context_frames=config.model.context, training_step=step, config_fingerprint=record["fingerprint"],
+                    epilogue_version=__version__, source_video=video["path"], source_frames=video["frames"],
+                    splits=spans, config=config.to_dict())
 
 
 def to_fp16(proto: onnx.ModelProto) -> onnx.ModelProto:
@@ -142,10 +151,10 @@ def export(run_dir: Path, which: str = "best", out: Path | None = None, fp16: bo
     first = plan(read_config(run_dir))[0]
     meta = contract(run_dir, step, first)
     print(f"exporting {checkpoint} (step {step}), ONNX opset {opset}", flush=True)
-    proto = to_onnx(generator, meta.input, meta.output, opset)
-    frames = validation_frames(read_config(run_dir), first)
+    proto = to_onnx(generator, meta.output, opset)
+    frames = validation_contexts(read_config(run_dir), first)
     parity = check_parity(generator, proto, frames, ["CPUExecutionProvider"])
-    print(f"parity on {len(frames)} validation frames (ONNX Runtime CPU vs Keras): one step max |diff| "
+    print(f"parity on {len(frames[0])} validation frames (ONNX Runtime CPU vs Keras): one step max |diff| "
           f"{parity['step_max_abs_diff']:.2e} (limit {STEP_TOLERANCE:.0e}), {ROLLOUT_STEPS}-step rollout "
           f"{parity['rollout_max_abs_diff']:.2e} (limit {ROLLOUT_TOLERANCE:.0e})")
     if parity["step_max_abs_diff"] > STEP_TOLERANCE or parity["rollout_max_abs_diff"] > ROLLOUT_TOLERANCE:

@@ -18,6 +18,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from trainer.model import AddToFrame
+
 
 class Graph:
     """Nodes and weights in the order they are written."""
@@ -121,6 +123,22 @@ def _activation(graph: Graph, layer: keras.layers.Activation, inputs: list[str])
     return graph.node("Tanh", inputs, layer.name)
 
 
+def _upsample(graph: Graph, layer: keras.layers.UpSampling2D, inputs: list[str]) -> str:
+    if layer.interpolation != "nearest" or layer.data_format != "channels_last":
+        raise ValueError(f"export: layer {layer.name} upsamples with {layer.interpolation!r}; nearest only here")
+    scales = graph.weight(np.array([1, 1, *layer.size], np.float32), f"{layer.name}/scales")
+    # Keras repeats each pixel: "asymmetric" coordinates with floor rounding are exactly that.
+    return graph.node("Resize", [inputs[0], "", scales], layer.name, mode="nearest",
+                      coordinate_transformation_mode="asymmetric", nearest_mode="floor")
+
+
+def _add_to_frame(graph: Graph, layer: AddToFrame, inputs: list[str]) -> str:
+    """The residual head: frame + change, clipped to [-1, 1]."""
+    total = graph.node("Add", inputs, f"{layer.name}/add")
+    low, high = graph.weight(np.array(-1.0), f"{layer.name}/low"), graph.weight(np.array(1.0), f"{layer.name}/high")
+    return graph.node("Clip", [total, low, high], layer.name)
+
+
 def _identity(graph: Graph, layer: keras.layers.Layer, inputs: list[str]) -> str:
     """Dropout: nothing at inference."""
     return inputs[0]
@@ -130,15 +148,17 @@ WRITERS: dict[type, Callable[[Graph, keras.layers.Layer, list[str]], str]] = {
     keras.layers.Conv2D: _conv, keras.layers.Conv2DTranspose: _conv_transpose,
     keras.layers.GroupNormalization: _instance_norm, keras.layers.LeakyReLU: _leaky_relu,
     keras.layers.ReLU: _relu, keras.layers.Concatenate: _concatenate, keras.layers.Activation: _activation,
-    keras.layers.Dropout: _identity,
+    keras.layers.Dropout: _identity, keras.layers.UpSampling2D: _upsample, AddToFrame: _add_to_frame,
 }
 
 
-def to_onnx(generator: keras.Model, input_name: str, output_name: str, opset: int) -> onnx.ModelProto:
-    """The generator as an ONNX model: NHWC float32 frames in and out, any batch size."""
+def to_onnx(generator: keras.Model, output_name: str, opset: int) -> onnx.ModelProto:
+    """The generator as an ONNX model: NHWC float32 frames in (one input per context frame, named as in
+    Keras) and out, any batch size."""
     graph = Graph()
-    (frame,), (next_frame,) = generator.inputs, generator.outputs
-    names = {id(frame): graph.node("Transpose", [input_name], "to_nchw", perm=[0, 3, 1, 2])}
+    (next_frame,) = generator.outputs
+    names = {id(frame): graph.node("Transpose", [frame.name], f"{frame.name}_to_nchw", perm=[0, 3, 1, 2])
+             for frame in generator.inputs}
     for layer in generator.operations:
         if isinstance(layer, keras.layers.InputLayer):
             continue
@@ -149,10 +169,10 @@ def to_onnx(generator: keras.Model, input_name: str, output_name: str, opset: in
         inputs = layer.input if isinstance(layer.input, list) else [layer.input]
         names[id(layer.output)] = writer(graph, layer, [names[id(tensor)] for tensor in inputs])
     graph.node("Transpose", [names[id(next_frame)]], "to_nhwc", output_name, perm=[0, 2, 3, 1])
-    height, width, channels = frame.shape[1:]
     body = helper.make_graph(
         graph.nodes, generator.name, initializer=graph.weights,
-        inputs=[helper.make_tensor_value_info(input_name, TensorProto.FLOAT, ["batch", height, width, channels])],
+        inputs=[helper.make_tensor_value_info(frame.name, TensorProto.FLOAT, ["batch", *frame.shape[1:]])
+                for frame in generator.inputs],
         outputs=[helper.make_tensor_value_info(output_name, TensorProto.FLOAT,
                                                ["batch", *next_frame.shape[1:]])])
     opsets = [helper.make_opsetid("", opset)]

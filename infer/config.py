@@ -19,6 +19,7 @@ from infer.errors import UserError
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 STRATEGIES = ("auto", "default", "mirrored", "multiworker")
 FITS = ("squash", "crop")
+UPSAMPLES = ("transpose", "resize")
 SPLIT_NAMES = ("train", "val", "test")
 
 
@@ -41,6 +42,9 @@ class ModelConfig:
     filters: int = 64  # filters of the first U-Net block; doubles per block up to 8x
     depth: int = 8  # down blocks; frame height and width must be multiples of 2**depth
     dropout: float = 0.5  # in the first three up blocks, training only
+    context: int = 1  # frames the generator sees, `stride` apart, oldest to newest; 1 is plain pix2pix
+    residual: bool = False  # predict a change added to the newest context frame (kept in [-1, 1])
+    upsample: str = "transpose"  # transpose: 4x4 transposed convolutions; resize: nearest 2x, then a 3x3 convolution
 
 
 @dataclass(frozen=True)
@@ -50,6 +54,10 @@ class TrainConfig:
     learning_rate: float = 2e-4
     beta1: float = 0.5
     l1_weight: float = 100.0
+    noise: float = 0.0  # conditioning noise: std drawn per sample from [0, noise] on the input frames, [-1, 1] units
+    unroll: int = 0  # train on its own outputs: inputs made by up to this many generator steps from real frames
+    unroll_ramp: float = 1 / 3  # share of training over which the unroll depth grows from 0 to `unroll`
+    unroll_grad: bool = False  # backpropagate through the unrolled steps too (default: they are fixed inputs)
     lr_decay: bool = True  # linear decay to 0 over the second half (pix2pix)
     precision: str = "auto"  # auto: mixed_float16 on GPU, float32 on CPU
     strategy: str = "auto"  # auto: multiworker with TF_CONFIG, mirrored on >1 GPU, else default
@@ -71,6 +79,11 @@ class Config:
     @property
     def hop(self) -> int:
         return self.data.hop or self.data.stride
+
+    @property
+    def window(self) -> int:
+        """Frames in one training example, `stride` apart: the context, then a target for each unrolled step."""
+        return self.model.context + self.train.unroll + 1
 
     @property
     def frame_size(self) -> tuple[int, int]:
@@ -109,6 +122,11 @@ class Config:
             )
         if m.filters < 1 or not 0 <= m.dropout < 1:
             raise UserError(f"filters must be >= 1 and dropout in [0, 1) (got {m.filters}, {m.dropout})")
+        if m.context < 1 or t.unroll < 0 or t.noise < 0 or not 0 < t.unroll_ramp <= 1:
+            raise UserError(f"context must be >= 1, unroll >= 0, noise >= 0 and unroll_ramp in (0, 1] (got "
+                            f"{m.context}, {t.unroll}, {t.noise}, {t.unroll_ramp})")
+        if m.upsample not in UPSAMPLES:
+            raise UserError(f"upsample must be one of {', '.join(UPSAMPLES)} (got {m.upsample!r})")
         if t.precision not in PRECISIONS:
             raise UserError(f"precision must be one of {', '.join(PRECISIONS)} (got {t.precision!r})")
         if t.strategy not in STRATEGIES:

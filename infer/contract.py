@@ -15,11 +15,17 @@ from typing import Any
 from infer.errors import UserError
 
 CONTRACT_KEY = "epilogue"  # marks the file as ours; the other keys sit beside it
+FORMAT = 2  # 2: `inputs` lists the context frames' inputs, oldest first
+
+
+def input_names(context: int) -> list[str]:
+    """The generator's inputs, oldest first: `frame` is the newest, `frame_minus_j` the frame j steps earlier."""
+    return [f"frame_minus_{context - 1 - j}" for j in range(context - 1)] + ["frame"]
 
 
 @dataclass(frozen=True)
 class Contract:
-    input: str
+    inputs: tuple[str, ...]  # one per context frame, oldest first
     output: str
     layout: str  # NHWC
     value_range: tuple[float, float]
@@ -28,7 +34,7 @@ class Contract:
     stride: int  # source frames per step
     source_fps: float
     source_size: tuple[int, int]  # width, height of the training video, as displayed
-    context_frames: int
+    context_frames: int  # frames the model sees, `stride` apart; a rollout starts from this many real frames
     training_step: int
     config_fingerprint: str
     epilogue_version: str
@@ -44,14 +50,22 @@ class Contract:
 
     def to_metadata(self) -> dict[str, str]:
         values = {k: json.dumps(v) for k, v in dataclasses.asdict(self).items()}
-        return {CONTRACT_KEY: json.dumps({"format": 1}), **values}
+        return {CONTRACT_KEY: json.dumps({"format": FORMAT}), **values}
 
     @classmethod
     def from_metadata(cls, metadata: dict[str, str], where: Path) -> Contract:
         if CONTRACT_KEY not in metadata:
             raise UserError(f"{where} has no epilogue metadata; export it with epilogue-export")
         try:
+            made = json.loads(metadata[CONTRACT_KEY]).get("format")
+        except (json.JSONDecodeError, AttributeError):
+            made = None
+        if made != FORMAT:
+            raise UserError(f"{where} was exported by another epilogue (contract format {made}, this one reads "
+                            f"{FORMAT}); export it again with epilogue-export")
+        try:
             values = {f.name: json.loads(metadata[f.name]) for f in dataclasses.fields(cls) if f.name in metadata}
+            values["inputs"] = tuple(values["inputs"])
             values["value_range"] = tuple(values["value_range"])
             values["frame_size"] = tuple(values["frame_size"])
             values["source_size"] = tuple(values["source_size"])

@@ -38,7 +38,7 @@ LONG_STEPS = (1, 8, 64, 300, 600)  # the long rollout's filmstrip (and the last 
 class Film:
     """What one decoding pass over the video gives the evaluation, at model size."""
 
-    real: dict[int, np.ndarray]  # uint8: the start frame and the real future, by frame index
+    real: dict[int, np.ndarray]  # uint8: the start frame, the context before it and the real future, by index
     mean_train: np.ndarray  # the mean training frame, in [0, 1]
     reference: Reference  # the real film's statistics the yardstick measures against
 
@@ -66,7 +66,7 @@ def start_frame(start: str, contract: Contract, frames: int, fps: float, video: 
 def read_film(video: Path, contract: Contract, start: int, steps: int, frames: int, train_span: tuple[int, int],
               stats_span: tuple[int, int]) -> Film:
     """One decoding pass: the real future, the mean training frame, the yardstick's reference."""
-    wanted = {start + k * contract.stride for k in range(steps + 1)}
+    wanted = {start + k * contract.stride for k in range(1 - contract.context_frames, steps + 1)}
     builder = ReferenceBuilder(contract.stride, stats_span, train_span, frames)
     real, total, count = {}, None, 0
     for index, frame in read_frames(video, contract.frame_size, contract.fit):
@@ -107,6 +107,10 @@ def evaluate(model_path: Path, video: Path, start: str = "test", steps: int | No
     out = out or model_path.parent / "eval"
     check_writable_dir(out, "output directory")
     first = start_frame(start, contract, info.frames, info.fps, video)
+    before = (contract.context_frames - 1) * contract.stride
+    if first < before:
+        raise UserError(f"model sees {contract.context_frames} frames {contract.stride} source frames apart: the "
+                        f"start (frame {first}) needs {before} frames before it; start later")
     available = (info.frames - 1 - first) // contract.stride
     if available < 1:
         raise UserError(f"video {video} has {info.frames} frames: from frame {first} not one step of "
@@ -120,7 +124,7 @@ def evaluate(model_path: Path, video: Path, start: str = "test", steps: int | No
     start_pixels = to_unit(film.real[first])
 
     stepper, monitor, judge = Stepper(model), Monitor(), Judge(film.reference, film.real[first])
-    stepper.reset(film.real[first])
+    stepper.reset([film.real[first - j * contract.stride] for j in range(contract.context_frames - 1, -1, -1)])
     monitor.begin(film.real[first])
     predicted, shown = [], {}
     total = max(horizon, long)

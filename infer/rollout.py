@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -49,33 +50,47 @@ class Start:
     """Where the continuation begins."""
 
     source: Path
-    index: int  # frame index in the source (0 for an image)
-    frame: np.ndarray  # uint8, at model size, prepared as in training
+    index: int  # frame index in the source of the newest context frame (0 for an image)
+    context: list[np.ndarray]  # uint8, at model size, prepared as in training, `stride` apart, oldest first
     fps: float  # the source's rate (the model's source rate for an image)
     size: tuple[int, int]  # source width, height as displayed
     frames: int  # frames in the source
 
 
+    @property
+    def frame(self) -> np.ndarray:
+        """The newest start frame: step 1 follows it."""
+        return self.context[-1]
+
+
 def find_start(model: Model, source: Path, start: str) -> Start:
-    """The true last decoded frame of a video (or the one asked for), or an image."""
+    """The true last decoded frame of a video (or the one asked for) and the context frames before it, or an
+    image (for a one-frame model)."""
     contract = model.contract
+    k, stride = contract.context_frames, contract.stride
     if source.suffix.lower() in IMAGE_SUFFIXES:
+        if k > 1:
+            raise UserError(f"model sees {k} frames {stride} source frames apart; an image gives one: start from "
+                            "a video (--from film.mp4)")
         if not source.is_file():
             raise UserError(f"image {source} does not exist")
         try:
             image = read_image(source)
         except (av.FFmpegError, StopIteration):
             raise UserError(f"image {source} can't be read as an image") from None
-        return Start(source, 0, resize(image, contract.frame_size, contract.fit), contract.source_fps,
+        return Start(source, 0, [resize(image, contract.frame_size, contract.fit)], contract.source_fps,
                      (image.shape[1], image.shape[0]), 1)
-    if start == "last":  # the common case: count and take the last frame in one decoding pass
+    if start == "last" and k == 1:  # the common case: count and take the last frame in one decoding pass
         info, frame = last_frame(source, contract.frame_size, contract.fit)
-        index = info.frames - 1
-    else:
-        info = probe(source)
-        index = _start_index(start, info.frames, info.fps, source)
-        ((_, frame),) = read_frames(source, contract.frame_size, contract.fit, wanted={index}, stop=index + 1)
-    return Start(source, index, frame, info.fps, (info.width, info.height), info.frames)
+        return Start(source, info.frames - 1, [frame], info.fps, (info.width, info.height), info.frames)
+    info = probe(source)
+    index = _start_index(start, info.frames, info.fps, source)
+    if index < (k - 1) * stride:
+        raise UserError(f"model sees {k} frames {stride} source frames apart: the start (frame {index}) needs "
+                        f"{(k - 1) * stride} frames before it; start later")
+    wanted = [index - (k - 1 - j) * stride for j in range(k)]
+    frames = dict(read_frames(source, contract.frame_size, contract.fit, wanted=set(wanted), stop=index + 1))
+    return Start(source, index, [frames[i] for i in wanted], info.fps, (info.width, info.height), info.frames)
 
 
 def _start_index(start: str, frames: int, fps: float, source: Path) -> int:
@@ -191,14 +206,20 @@ def rollout(model_path: Path, source: Path, out: Path, *, start: str = "last", s
         if per_frame:
             frames = read_frames(source, contract.frame_size, contract.fit)
             real = read_frames(source, (height, width), contract.fit) if side_by_side else None
+            span = (contract.context_frames - 1) * contract.stride
+            recent: deque[np.ndarray] = deque(maxlen=span + 1)
             for done, (_, frame) in enumerate(frames, start=1):
+                recent.append(frame)
+                # The real frames `stride` apart before this one; the first frame stands in before the film starts.
+                context = [recent[max(0, len(recent) - 1 - j * contract.stride)]
+                           for j in range(contract.context_frames - 1, -1, -1)]
                 t = time.perf_counter()
-                output = stepper.apply(frame)
+                output = stepper.apply(context)
                 model_seconds += time.perf_counter() - t
                 encoder.put(output, next(real)[1] if real else None)
                 progress.update(done)
         else:
-            stepper.reset(origin.frame)
+            stepper.reset(origin.context)
             monitor.begin(origin.frame)
             previous = origin.frame
             if frames_dir is not None:

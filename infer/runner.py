@@ -1,12 +1,13 @@
 """The exported generator under ONNX Runtime, stepping on its own output.
 
-`Stepper` binds two device buffers and swaps them every step: step k reads the buffer step k-1 wrote, so
-the rollout is autoregressive by construction and, on CUDA, the frame never leaves the GPU except to be
+`Stepper` keeps a ring of context + 1 device buffers: each step binds the K newest frames as inputs and the
+oldest buffer, no longer needed, as the output; step k reads what steps k-1..k-K wrote, so the rollout is
+autoregressive by construction, nothing is copied and, on CUDA, frames never leave the GPU except to be
 encoded. The same IOBinding path runs on the CPU provider, so it is what the tests exercise.
 
-On CUDA each direction (buffer 0 -> 1, 1 -> 0) is captured once as a CUDA graph and replayed: a step is
-then one launch instead of one per layer. If the session can't be opened with CUDA graphs, the runner
-says why and steps without them.
+On CUDA each rotation of the ring (two for a one-frame model: buffer 0 -> 1, 1 -> 0) is captured once as a
+CUDA graph and replayed: a step is then one launch instead of one per layer. If the session can't be opened
+with CUDA graphs, the runner says why and steps without them.
 """
 
 from __future__ import annotations
@@ -87,9 +88,11 @@ def load(path: Path, provider: str = "auto") -> Model:
             tried.append(f"{name}: could not start (no driver or libraries)")
             continue
         contract = Contract.from_metadata(session.get_modelmeta().custom_metadata_map, path)
-        if contract.layout != "NHWC" or tuple(contract.value_range) != (-1.0, 1.0) or contract.context_frames != 1:
-            raise UserError(f"model {path} wants {contract.layout} frames in {contract.value_range} with "
-                            f"{contract.context_frames} context frames; this runner feeds NHWC in [-1, 1], one frame")
+        if contract.layout != "NHWC" or tuple(contract.value_range) != (-1.0, 1.0) \
+                or len(contract.inputs) != contract.context_frames:
+            raise UserError(f"model {path} wants {contract.layout} frames in {contract.value_range} through "
+                            f"{len(contract.inputs)} inputs for {contract.context_frames} context frames; this runner "
+                            "feeds NHWC in [-1, 1], one input per context frame")
         device = "cpu" if name == "cpu" else "cuda"
         note = f" ({'; '.join(tried)})" if tried else ""
         print(f"provider: {PROVIDERS[name]}{', ' + graphs_note if graphs_note else ''}{note}", flush=True)
@@ -98,37 +101,46 @@ def load(path: Path, provider: str = "auto") -> Model:
 
 
 class Stepper:
-    """Two device buffers in turn: each step writes the buffer the next step reads."""
+    """A ring of context + 1 device buffers: each step writes the buffer whose frame just left the context."""
 
     def __init__(self, model: Model):
         height, width = model.contract.frame_size
         self.session, self.contract = model.session, model.contract
+        self.context = model.contract.context_frames
         self.buffers = [ort.OrtValue.ortvalue_from_shape_and_type((1, height, width, 3), np.float32, model.device, 0)
-                        for _ in range(2)]
+                        for _ in range(self.context + 1)]
         self.binding = model.session.io_binding()
-        self.current = 0  # the buffer holding the latest frame
-        # One captured CUDA graph per direction; the id is ignored without graphs.
-        self.directions = [ort.RunOptions() for _ in range(2)]
-        for options in self.directions:
+        self.newest = self.context - 1  # the buffer holding the latest frame
+        # One captured CUDA graph per rotation of the ring; the id is ignored without graphs.
+        self.rotations = [ort.RunOptions() for _ in self.buffers]
+        for options in self.rotations:
             options.add_run_config_entry("gpu_graph_id", str(next(model.graph_ids)))
 
-    def reset(self, frame: np.ndarray) -> None:
-        """Put a uint8 start frame in the current buffer."""
-        self.buffers[self.current].update_inplace(to_model(frame))
+    def reset(self, frames: list[np.ndarray]) -> None:
+        """Fill the context with uint8 start frames, oldest first."""
+        if len(frames) != self.context:
+            raise UserError(f"this model continues from {self.context} frames {self.contract.stride} source "
+                            f"frames apart; got {len(frames)}")
+        self.newest = self.context - 1
+        for buffer, frame in zip(self.buffers, frames, strict=False):
+            buffer.update_inplace(to_model(frame))
 
     def step(self) -> None:
-        source, target = self.buffers[self.current], self.buffers[1 - self.current]
-        self.binding.bind_ortvalue_input(self.contract.input, source)
-        self.binding.bind_ortvalue_output(self.contract.output, target)
-        self.session.run_with_iobinding(self.binding, self.directions[self.current])
-        self.current = 1 - self.current
+        ring = len(self.buffers)
+        inputs = [self.buffers[(self.newest - self.context + 1 + j) % ring] for j in range(self.context)]
+        target = (self.newest + 1) % ring
+        for name, buffer in zip(self.contract.inputs, inputs, strict=True):
+            self.binding.bind_ortvalue_input(name, buffer)
+        self.binding.bind_ortvalue_output(self.contract.output, self.buffers[target])
+        self.session.run_with_iobinding(self.binding, self.rotations[target])
+        self.newest = target
 
     def frame(self) -> np.ndarray:
         """The latest frame, copied to the host as float32 1xHxWx3."""
-        return self.buffers[self.current].numpy()
+        return self.buffers[self.newest].numpy()
 
-    def apply(self, frame: np.ndarray) -> np.ndarray:
-        """One step on a given uint8 frame (per-frame mode); returns the output as uint8."""
-        self.reset(frame)
+    def apply(self, frames: list[np.ndarray]) -> np.ndarray:
+        """One step on given uint8 context frames, oldest first (per-frame mode); returns the output as uint8."""
+        self.reset(frames)
         self.step()
         return to_uint8(self.frame())

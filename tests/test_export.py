@@ -99,26 +99,32 @@ def test_a_mixed_precision_run_trains_logs_its_loss_scale_and_exports_as_float32
     assert not any(init.data_type == onnx.TensorProto.FLOAT16 for init in proto.graph.initializer)
 
 
-def test_the_graph_is_channels_first_with_fused_instance_norm_and_matches_keras_at_any_batch():
+@pytest.mark.parametrize(("context", "residual", "upsample"), [(1, False, "transpose"), (3, True, "resize")])
+def test_the_graph_is_channels_first_with_fused_instance_norm_and_matches_keras_at_any_batch(context, residual,
+                                                                                           upsample):
     import keras
     import numpy as np
     import onnxruntime as ort
 
     from export.onnx_graph import to_onnx
     from infer.config import resolve
+    from infer.contract import input_names
     from trainer import model
 
-    config = resolve("tiny", None, {"data": {"height": 64, "width": 128}})
+    config = resolve("tiny", None, {"data": {"height": 64, "width": 128},
+                                    "model": {"context": context, "residual": residual, "upsample": upsample}})
     generator = model.generator(config)
-    proto = to_onnx(generator, "frame", "next_frame", 17)
+    proto = to_onnx(generator, "next_frame", 17)
     ops = [node.op_type for node in proto.graph.node]
-    assert ops.count("Transpose") == 2 and ops[0] == ops[-1] == "Transpose"  # only at the two ends
+    assert ops.count("Transpose") == context + 1 and ops[0] == ops[-1] == "Transpose"  # only at the ends
+    assert [i.name for i in proto.graph.input] == input_names(context)  # oldest first, the newest is "frame"
     assert proto.ir_version == 8  # the oldest opset 17 allows: older ONNX Runtime builds load it
     norms = sum(isinstance(layer, keras.layers.GroupNormalization) for layer in generator.layers)
     assert ops.count("InstanceNormalization") == norms and "Dropout" not in ops
+    assert ("Clip" in ops) == residual and ("ConvTranspose" in ops) == (upsample == "transpose")
     session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
-    frames = np.random.default_rng(0).uniform(-1, 1, (3, 64, 128, 3)).astype(np.float32)
-    onnx_out = session.run(None, {"frame": frames})[0]
+    frames = list(np.random.default_rng(0).uniform(-1, 1, (context, 3, 64, 128, 3)).astype(np.float32))
+    onnx_out = session.run(None, dict(zip(input_names(context), frames, strict=True)))[0]
     assert onnx_out.shape == (3, 64, 128, 3)
     assert np.abs(onnx_out - generator(frames, training=False).numpy()).max() < 1e-5
 
@@ -137,7 +143,7 @@ def test_same_padding_on_odd_sizes_matches_keras():
     x = keras.layers.Conv2D(4, 3, padding="same", name="flat")(x)
     x = keras.layers.Conv2DTranspose(3, 4, strides=2, padding="same", name="up")(x)  # 4x5 -> 8x10
     small = keras.Model(frame, keras.layers.Activation("tanh", name="out")(x))
-    session = ort.InferenceSession(to_onnx(small, "frame", "next_frame", 17).SerializeToString(),
+    session = ort.InferenceSession(to_onnx(small, "next_frame", 17).SerializeToString(),
                                    providers=["CPUExecutionProvider"])
     frames = np.random.default_rng(1).uniform(-1, 1, (2, 7, 9, 3)).astype(np.float32)
     onnx_out = session.run(None, {"frame": frames})[0]
@@ -153,14 +159,14 @@ def test_a_layer_the_graph_writer_does_not_know_is_refused_by_name():
     frame = keras.Input((8, 8, 3), name="frame")
     odd = keras.Model(frame, keras.layers.Conv2D(3, 3, padding="same", activation="sigmoid", name="odd")(frame))
     with pytest.raises(ValueError, match="layer odd has activation='sigmoid'"):
-        to_onnx(odd, "frame", "next_frame", 17)
+        to_onnx(odd, "next_frame", 17)
     dilated = keras.Model(frame, keras.layers.Conv2D(3, 3, padding="same", dilation_rate=2, name="wide")(frame))
     with pytest.raises(ValueError, match="layer wide has dilation_rate"):
-        to_onnx(dilated, "frame", "next_frame", 17)
+        to_onnx(dilated, "next_frame", 17)
     padded = keras.Model(frame, keras.layers.Conv2DTranspose(3, 3, strides=2, padding="same", output_padding=1,
                                                              name="grown")(frame))
     with pytest.raises(ValueError, match="layer grown has output_padding"):
-        to_onnx(padded, "frame", "next_frame", 17)
+        to_onnx(padded, "next_frame", 17)
     pooled = keras.Model(frame, keras.layers.MaxPooling2D(name="pool")(frame))
     with pytest.raises(ValueError, match=r"layer pool \(MaxPooling2D\) has no ONNX writer"):
-        to_onnx(pooled, "frame", "next_frame", 17)
+        to_onnx(pooled, "next_frame", 17)

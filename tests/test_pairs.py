@@ -1,4 +1,4 @@
-"""The pair plan and the tf.data pipeline: pairs exactly `stride` apart, in time, splits disjoint."""
+"""The window plan and the tf.data pipeline: frames exactly `stride` apart, in time, splits disjoint."""
 
 import json
 
@@ -13,23 +13,31 @@ from trainer.plan import plan
 from trainer.train import app
 
 
-def config_for(video, **data_options):
-    return resolve("tiny", None, {"data": {"videos": (str(video),), **data_options}})
+def config_for(video, context=1, unroll=0, **data_options):
+    return resolve("tiny", None, {"data": {"videos": (str(video),), **data_options},
+                                  "model": {"context": context}, "train": {"unroll": unroll}})
 
 
-@pytest.mark.parametrize(("stride", "hop"), [(1, 1), (5, 1), (5, 5), (7, 3), (15, 15)])
-def test_pairs_are_exactly_stride_apart_in_time_order_and_splits_share_no_frame(barcode_video, stride, hop):
-    config = config_for(barcode_video, stride=stride, hop=hop)
+def barcodes(window) -> tuple[int, ...]:
+    return tuple(read_barcode(np.asarray(frame)) for frame in window)
+
+
+@pytest.mark.parametrize(("stride", "hop", "context", "unroll"),
+                         [(1, 1, 1, 0), (5, 1, 1, 0), (5, 5, 1, 0), (7, 3, 1, 0), (15, 15, 1, 0), (3, 2, 3, 2),
+                          (4, 1, 2, 1)])
+def test_window_frames_are_exactly_stride_apart_in_time_order_and_splits_share_no_frame(barcode_video, stride, hop,
+                                                                                        context, unroll):
+    config = config_for(barcode_video, context, unroll, stride=stride, hop=hop)
     plans = plan(config)
     seen: dict[str, set[int]] = {}
     for split in ("train", "val", "test"):
-        pairs = [(read_barcode(a), read_barcode(b)) for a, b in data.pair_stream(config, plans, split)]
-        expected = plans[0].splits[split].pairs(stride)
-        assert pairs == expected
-        assert all(b - a == stride for a, b in pairs)
-        assert [a for a, _ in pairs] == sorted(a for a, _ in pairs)
-        assert all(later - earlier == hop for (earlier, _), (later, _) in zip(pairs, pairs[1:], strict=False))
-        seen[split] = {f for pair in pairs for f in pair}
+        windows = [barcodes(w) for w in data.window_stream(config, plans, split)]
+        assert windows == plans[0].splits[split].windows(stride, context + unroll + 1)
+        assert all(len(w) == context + unroll + 1 for w in windows)
+        assert all(b - a == stride for w in windows for a, b in zip(w, w[1:], strict=False))
+        assert [w[0] for w in windows] == sorted(w[0] for w in windows)
+        assert all(later[0] - earlier[0] == hop for earlier, later in zip(windows, windows[1:], strict=False))
+        seen[split] = {f for w in windows for f in w}
     assert not seen["train"] & seen["val"] and not seen["val"] & seen["test"] and not seen["train"] & seen["test"]
 
 
@@ -37,7 +45,7 @@ def test_default_fractions_split_120_frames_70_15_15(barcode_video):
     (p,) = plan(config_for(barcode_video, stride=5, hop=1))
     assert {k: (s.start, s.stop) for k, s in p.splits.items()} == {
         "train": (0, 84), "val": (84, 102), "test": (102, 120)}
-    assert p.splits["test"].pairs(5)[-1] == (114, 119)  # ends on the true last frame
+    assert p.splits["test"].windows(5, 2)[-1] == (114, 119)  # ends on the true last frame
 
 
 def test_each_video_gives_its_own_pairs(barcode_video, tmp_path):
@@ -45,37 +53,37 @@ def test_each_video_gives_its_own_pairs(barcode_video, tmp_path):
 
     other = write_video(tmp_path / "other.mp4", (barcode_frame(1000 + i, 64, 96) for i in range(60)))
     config = resolve("tiny", None, {"data": {"videos": (str(barcode_video), str(other)), "stride": 4}})
-    pairs = [(read_barcode(a), read_barcode(b)) for a, b in data.pair_stream(config, plan(config), "train")]
+    pairs = [barcodes(w) for w in data.window_stream(config, plan(config), "train")]
     first, second = [p for p in pairs if p[0] < 1000], [p for p in pairs if p[0] >= 1000]
     assert len(first) == 84 - 4 and len(second) == 42 - 4
     assert second[0] == (1000, 1004) and second[-1] == (1037, 1041)
 
 
-def test_cached_dataset_gives_the_same_pairs_twice(barcode_video, tmp_path):
-    config = config_for(barcode_video, stride=3, hop=2)
-    pairs = data.split_dataset(config, plan(config), "val", tmp_path)
-    first = [(read_barcode(a.numpy()), read_barcode(b.numpy())) for a, b in pairs]
+def test_cached_dataset_gives_the_same_windows_twice(barcode_video, tmp_path):
+    config = config_for(barcode_video, 2, 1, stride=3, hop=2)
+    windows = data.split_dataset(config, plan(config), "val", tmp_path)
+    first = [barcodes(w.numpy()) for w in windows]
     assert (tmp_path / "val.index").exists()
-    second = [(read_barcode(a.numpy()), read_barcode(b.numpy())) for a, b in pairs]
-    assert first == second == plan(config)[0].splits["val"].pairs(3)
+    second = [barcodes(w.numpy()) for w in windows]
+    assert first == second == plan(config)[0].splits["val"].windows(3, 4)
 
 
-def test_augmentation_moves_both_frames_alike_and_resumes_exactly(barcode_video, tmp_path):
-    config = config_for(barcode_video, stride=2)
+def test_augmentation_moves_every_frame_alike_and_resumes_exactly(barcode_video, tmp_path):
+    config = config_for(barcode_video, 2, 1, stride=2)
     frame = np.random.default_rng(0).integers(0, 255, (64, 64, 3), np.uint8)
-    a, b = data.augment(config, np.int64(7), frame, frame)
-    np.testing.assert_array_equal(a.numpy(), b.numpy())
-    again, _ = data.augment(config, np.int64(7), frame, frame)
-    other, _ = data.augment(config, np.int64(8), frame, frame)
-    np.testing.assert_array_equal(a.numpy(), again.numpy())
-    assert not np.array_equal(a.numpy(), other.numpy())
-    assert float(a.numpy().min()) >= -1.0 and float(a.numpy().max()) <= 1.0
+    a = data.augment(config, np.int64(7), np.stack([frame] * 4)).numpy()
+    assert a.shape == (4, 64, 64, 3) and all(np.array_equal(a[0], a[j]) for j in range(1, 4))
+    again = data.augment(config, np.int64(7), np.stack([frame] * 4)).numpy()
+    other = data.augment(config, np.int64(8), np.stack([frame] * 4)).numpy()
+    np.testing.assert_array_equal(a, again)
+    assert not np.array_equal(a, other)
+    assert float(a.min()) >= -1.0 and float(a.max()) <= 1.0
 
     plans = plan(config)
-    pairs = data.split_dataset(config, plans, "train", tmp_path)
+    windows = data.split_dataset(config, plans, "train", tmp_path)
     count = len(plans[0].splits["train"].starts)
-    from_start = [b[0].numpy() for b in data.train_batches(config, pairs, count, 0).take(5)]
-    resumed = [b[0].numpy() for b in data.train_batches(config, pairs, count, 3).take(2)]
+    from_start = [b.numpy() for b in data.train_batches(config, windows, count, 0).take(5)]
+    resumed = [b.numpy() for b in data.train_batches(config, windows, count, 3).take(2)]
     np.testing.assert_array_equal(from_start[3], resumed[0])
     np.testing.assert_array_equal(from_start[4], resumed[1])
 
@@ -84,8 +92,8 @@ def test_bundled_clip_plan(bundled):
     (p,) = plan(config_for(bundled, stride=6, hop=1))
     summary = p.summary()
     assert summary["frames"] == 720 and summary["size"] == [1280, 720] and summary["fps"] == 24
-    assert {k: v["pairs"] for k, v in summary["splits"].items()} == {"train": 498, "val": 102, "test": 102}
-    assert summary["splits"]["test"]["last_pair"] == (713, 719)
+    assert {k: v["windows"] for k, v in summary["splits"].items()} == {"train": 498, "val": 102, "test": 102}
+    assert summary["splits"]["test"]["last_window"] == (713, 719)
 
 
 def run_cli(*args):
@@ -98,16 +106,19 @@ def test_dry_run_prints_the_plan_as_json(barcode_video):
     plan_json = json.loads(result.stdout[result.stdout.index("{"):])
     video = plan_json["videos"][0]
     assert video["frames"] == 120 and video["size"] == [96, 64]
-    assert video["splits"]["train"] == {"frames": [0, 83], "pairs": 15, "first_pair": [0, 10],
-                                        "last_pair": [70, 80]}
+    assert video["splits"]["train"] == {"frames": [0, 83], "windows": 15, "first_window": [0, 10],
+                                        "last_window": [70, 80]}
     assert "fewer than 20" in result.stderr
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["--stride", "200"], "has 120 frames; stride 200 needs at least 201"),
+    (["--stride", "200"], "has 120 frames; windows of 2 frames 200 apart need at least 201"),
     (["--splits", "0.5,0.2,0.2"], "summing to 1"),
     (["--size", "100x100"], "must be multiples of 64"),
-    (["--stride", "60"], "the val split has no pairs"),
+    (["--stride", "60"], "the val split has no windows"),
+    (["--stride", "8", "--context", "2", "--unroll", "1"], "the val split has no windows"),
+    (["--context", "0"], "context must be >= 1"),
+    (["--upsample", "bicubic"], "upsample must be one of transpose, resize"),
     (["--size", "big"], "is not HEIGHTxWIDTH"),
 ])
 def test_bad_plans_are_one_line_and_exit_2(barcode_video, capsys, monkeypatch, args, message):

@@ -73,7 +73,7 @@ def test_every_stepper_on_a_model_has_graph_ids_of_its_own(square_model):
     from infer.runner import Stepper, load
 
     model = load(square_model, "cpu")
-    ids = [options.get_run_config_entry("gpu_graph_id") for _ in range(2) for options in Stepper(model).directions]
+    ids = [options.get_run_config_entry("gpu_graph_id") for _ in range(2) for options in Stepper(model).rotations]
     assert ids == ["1", "2", "3", "4"] and model.graphs is False  # 0 is ONNX Runtime's; no graphs on CPU
 
 

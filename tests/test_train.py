@@ -51,8 +51,8 @@ def test_inference_mode_is_not_black_and_equals_training_mode_without_dropout(sq
     config = resolve("tiny", None, {"model": {"dropout": 0.0}})
     generator = model.generator(config)
     frame = square_frame(3).astype(np.float32)[None] / 127.5 - 1
-    inference = generator(frame, training=False).numpy()
-    training = generator(frame, training=True).numpy()
+    inference = generator([frame], training=False).numpy()
+    training = generator([frame], training=True).numpy()
     np.testing.assert_allclose(inference, training, atol=1e-6)
     assert inference.std() > 0.01  # a picture, not a flat (black) frame
 

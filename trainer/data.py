@@ -1,8 +1,9 @@
-"""Frame pairs streamed from video files into tf.data.
+"""Windows of frames streamed from video files into tf.data.
 
-Each split decodes its videos once per run and is cached to a file in the run directory, so later epochs
-never decode. While decoding, only frames some pair still needs are held, at model size: at most
-`stride + 1` of them, however long the film.
+A window is `config.window` frames `stride` apart (context, then targets; a pair for plain pix2pix). Each
+split decodes its videos once per run and is cached to a file in the run directory, so later epochs never
+decode. While decoding, only frames some window still needs are held, at model size: at most
+`(window - 1) * stride + 1` of them, however long the film.
 """
 
 from __future__ import annotations
@@ -20,9 +21,9 @@ from trainer.plan import VideoPlan
 CHUNK = 16
 
 
-def pair_stream(config: Config, plans: list[VideoPlan], split: str) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """(input, target) uint8 frames at model size, in time order, video after video."""
-    stride = config.data.stride
+def window_stream(config: Config, plans: list[VideoPlan], split: str) -> Iterator[np.ndarray]:
+    """uint8 [window, h, w, 3] arrays at model size, in time order, video after video."""
+    stride, last = config.data.stride, (config.window - 1) * config.data.stride
     for plan in plans:
         starts = set(plan.splits[split].starts)
         held: dict[int, np.ndarray] = {}
@@ -30,35 +31,35 @@ def pair_stream(config: Config, plans: list[VideoPlan], split: str) -> Iterator[
                              wanted=plan.frames_used(split), stop=plan.splits[split].stop)
         for index, frame in frames:
             held[index] = frame
-            if index - stride in starts:
-                yield held.pop(index - stride), frame
-            if index not in starts:
-                held.pop(index, None)
+            if index - last in starts:
+                yield np.stack([held[index - last + j * stride] for j in range(config.window)])
+            for old in [i for i in held if i <= index - last]:  # no window still to come needs it
+                del held[old]
 
 
 def split_dataset(config: Config, plans: list[VideoPlan], split: str, cache_dir: Path) -> tf.data.Dataset:
-    """The split's pairs as uint8 tensors, decoded on the first pass and read from a file cache after."""
+    """The split's windows as uint8 tensors, decoded on the first pass and read from a file cache after."""
     height, width = config.frame_size
-    spec = tf.TensorSpec((None, height, width, 3), tf.uint8)
+    spec = tf.TensorSpec((None, config.window, height, width, 3), tf.uint8)
     cache_dir.mkdir(parents=True, exist_ok=True)
     for stale in cache_dir.glob(f"{split}*.lockfile"):  # left by a run that was killed mid-pass
         stale.unlink()
-    dataset = tf.data.Dataset.from_generator(lambda: _chunks(pair_stream(config, plans, split)),
-                                             output_signature=(spec, spec))
+    dataset = tf.data.Dataset.from_generator(lambda: _chunks(window_stream(config, plans, split)),
+                                             output_signature=spec)
     # prefetch: decoding (which releases the GIL) runs ahead while the cache file is written.
     return dataset.prefetch(2).cache(str(cache_dir / split)).unbatch()
 
 
-def _chunks(pairs: Iterator[tuple[np.ndarray, np.ndarray]], size: int = CHUNK) -> Iterator[tuple[np.ndarray, ...]]:
-    """Pairs stacked `size` at a time: per-element costs of the generator and the cache are paid once."""
-    chunk: list[tuple[np.ndarray, np.ndarray]] = []
-    for pair in pairs:
-        chunk.append(pair)
+def _chunks(windows: Iterator[np.ndarray], size: int = CHUNK) -> Iterator[np.ndarray]:
+    """Windows stacked `size` at a time: per-element costs of the generator and the cache are paid once."""
+    chunk: list[np.ndarray] = []
+    for window in windows:
+        chunk.append(window)
         if len(chunk) == size:
-            yield np.stack([p[0] for p in chunk]), np.stack([p[1] for p in chunk])
+            yield np.stack(chunk)
             chunk = []
     if chunk:
-        yield np.stack([p[0] for p in chunk]), np.stack([p[1] for p in chunk])
+        yield np.stack(chunk)
 
 
 def to_model_range(frames: tf.Tensor) -> tf.Tensor:
@@ -66,34 +67,36 @@ def to_model_range(frames: tf.Tensor) -> tf.Tensor:
     return tf.cast(frames, tf.float32) / 127.5 - 1.0
 
 
-def augment(config: Config, index: tf.Tensor, inp: tf.Tensor, tgt: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-    """Jitter (and optionally mirror) both frames of a pair identically.
+def augment(config: Config, index: tf.Tensor, window: tf.Tensor) -> tf.Tensor:
+    """Jitter (and optionally mirror) every frame of a window identically; float32 in [-1, 1].
 
     Randomness is seeded by the element's position in the training stream, so a resumed run sees
     exactly the batches an uninterrupted one would have.
     """
     data = config.data
     seed = tf.stack([tf.constant(config.train.seed, tf.int64), index])
-    pair = tf.concat([to_model_range(inp), to_model_range(tgt)], axis=-1)
     height, width = config.frame_size
+    frames = config.window
+    # The frames side by side on channels ([h, w, 3 * frames], oldest first), so one crop moves them all.
+    stacked = tf.reshape(tf.transpose(to_model_range(window), [1, 2, 0, 3]), [height, width, 3 * frames])
     if data.jitter > 0:
         big = [round(height * (1 + data.jitter)), round(width * (1 + data.jitter))]
-        pair = tf.image.resize(pair, big, method="bilinear")
-        pair = tf.image.stateless_random_crop(pair, [height, width, 6], seed=seed)
+        stacked = tf.image.resize(stacked, big, method="bilinear")
+        stacked = tf.image.stateless_random_crop(stacked, [height, width, 3 * frames], seed=seed)
     if data.mirror:
-        pair = tf.image.stateless_random_flip_left_right(pair, seed=seed + 1)
-    return pair[..., :3], pair[..., 3:]
+        stacked = tf.image.stateless_random_flip_left_right(stacked, seed=seed + 1)
+    return tf.transpose(tf.reshape(stacked, [height, width, frames, 3]), [2, 0, 1, 3])
 
 
-def train_batches(config: Config, pairs: tf.data.Dataset, pair_count: int, start_step: int) -> tf.data.Dataset:
-    """Shuffled, augmented, endless training batches, starting at `start_step` (resume)."""
+def train_batches(config: Config, windows: tf.data.Dataset, count: int, start_step: int) -> tf.data.Dataset:
+    """Shuffled, augmented, endless training batches of windows, starting at `start_step` (resume)."""
     batch = config.train.batch_size
-    stream = (pairs.shuffle(min(pair_count, config.data.shuffle_buffer), seed=config.train.seed,
+    stream = (windows.shuffle(min(count, config.data.shuffle_buffer), seed=config.train.seed,
                             reshuffle_each_iteration=True)
               .repeat()
               .enumerate()
               .skip(start_step * batch)
-              .map(lambda i, pair: augment(config, i, *pair), num_parallel_calls=tf.data.AUTOTUNE,
+              .map(lambda i, window: augment(config, i, window), num_parallel_calls=tf.data.AUTOTUNE,
                    deterministic=True)
               .batch(batch, drop_remainder=True)
               .prefetch(tf.data.AUTOTUNE))
@@ -102,7 +105,6 @@ def train_batches(config: Config, pairs: tf.data.Dataset, pair_count: int, start
     return stream.with_options(options)
 
 
-def eval_batches(pairs: tf.data.Dataset, batch: int) -> tf.data.Dataset:
-    """Validation or test pairs in time order, in [-1, 1]."""
-    return (pairs.map(lambda inp, tgt: (to_model_range(inp), to_model_range(tgt)))
-            .batch(batch).prefetch(tf.data.AUTOTUNE))
+def eval_batches(windows: tf.data.Dataset, batch: int) -> tf.data.Dataset:
+    """Validation or test windows in time order, in [-1, 1]: [batch, window, h, w, 3]."""
+    return windows.map(to_model_range).batch(batch).prefetch(tf.data.AUTOTUNE)

@@ -1,4 +1,5 @@
-"""pix2pix (Isola et al., 2017): a U-Net generator and a 70x70 PatchGAN discriminator.
+"""pix2pix (Isola et al., 2017): a U-Net generator and a 70x70 PatchGAN discriminator, both seeing the last
+`context` frames (oldest to newest, stacked on channels); one frame is plain pix2pix.
 
 Normalization is instance norm (`GroupNormalization(groups=-1)`): it is what pix2pix's "batch statistics
 at test time" means at batch 1, and it computes the same thing in training, inference and ONNX. BatchNorm
@@ -12,6 +13,17 @@ import keras
 from keras import layers
 
 from infer.config import Config
+from infer.contract import input_names
+
+
+@keras.saving.register_keras_serializable(package="epilogue")
+class AddToFrame(layers.Layer):
+    """The residual head: the newest context frame plus the predicted change, kept in [-1, 1]. A still
+    background costs the generator nothing; motion is what it has to produce."""
+
+    def call(self, inputs):
+        change, frame = inputs
+        return keras.ops.clip(frame + change, -1.0, 1.0)
 
 
 def _init() -> keras.initializers.Initializer:
@@ -34,34 +46,56 @@ def _down(x, filters: int, norm: bool, name: str):
     return layers.LeakyReLU(0.2, name=f"{name}_act")(x)
 
 
-def generator(config: Config) -> keras.Model:
-    """Frame t in, frame t + stride out, both in [-1, 1]."""
+def _up(x, filters: int, config: Config, name: str, bias: bool = False):
+    """2x larger: a 4x4 transposed convolution, or nearest-neighbour doubling then a 3x3 convolution (no
+    checkerboard pattern to compound over a long rollout: Odena et al., 2016)."""
+    if config.model.upsample == "transpose":
+        return layers.Conv2DTranspose(filters, 4, strides=2, padding="same", use_bias=bias,
+                                      kernel_initializer=_init(), name=f"{name}_conv")(x)
+    x = layers.UpSampling2D(2, interpolation="nearest", name=f"{name}_resize")(x)
+    return layers.Conv2D(filters, 3, padding="same", use_bias=bias, kernel_initializer=_init(), name=f"{name}_conv")(x)
+
+
+def _context(config: Config, names: list[str]) -> tuple[list, object]:
+    """One input per context frame, and the frames side by side on channels."""
     height, width = config.frame_size
+    frames = [keras.Input((height, width, 3), name=name) for name in names]
+    return frames, frames[0] if len(frames) == 1 else layers.Concatenate(name=f"{names[-1]}_context")(frames)
+
+
+def generator(config: Config) -> keras.Model:
+    """The last `context` frames in (oldest first), the frame `stride` later out, all in [-1, 1]."""
     depth = config.model.depth
-    frame = keras.Input((height, width, 3), name="frame")
-    x, skips = frame, []
+    frames, x = _context(config, input_names(config.model.context))
+    skips = []
     for level in range(depth):
         x = _down(x, _filters(config, level), norm=0 < level < depth - 1, name=f"down{level}")
         skips.append(x)
     for i, level in enumerate(range(depth - 2, -1, -1)):
-        x = layers.Conv2DTranspose(_filters(config, level), 4, strides=2, padding="same", use_bias=False,
-                                   kernel_initializer=_init(), name=f"up{i}_conv")(x)
+        x = _up(x, _filters(config, level), config, f"up{i}")
         x = layers.GroupNormalization(groups=-1, epsilon=1e-5, name=f"up{i}_norm")(x)
         if i < 3 and config.model.dropout > 0:
             x = layers.Dropout(config.model.dropout, name=f"up{i}_dropout")(x)
         x = layers.ReLU(name=f"up{i}_act")(x)
         x = layers.Concatenate(name=f"up{i}_skip")([x, skips[level]])
-    x = layers.Conv2DTranspose(3, 4, strides=2, padding="same", kernel_initializer=_init(), name="out_conv")(x)
-    next_frame = layers.Activation("tanh", dtype="float32", name="next_frame")(x)  # float32 under mixed precision
-    return keras.Model(frame, next_frame, name="generator")
+    x = _up(x, 3, config, "out", bias=True)
+    if not config.model.residual:
+        next_frame = layers.Activation("tanh", dtype="float32", name="next_frame")(x)  # float32 under mixed precision
+        return keras.Model(frames, next_frame, name="generator")
+    change = layers.Activation("tanh", dtype="float32", name="change")(x)
+    next_frame = AddToFrame(dtype="float32", name="next_frame")([change, frames[-1]])
+    return keras.Model(frames, next_frame, name="generator")
 
 
 def discriminator(config: Config) -> keras.Model:
-    """Logits per 70x70 patch (at 64 filters): is this target a real continuation of this input?"""
+    """Logits per 70x70 patch (at 64 filters): is this target a real continuation of these context frames?
+    Seeing several frames, it can tell a frozen or reversed motion from a real one."""
     height, width = config.frame_size
-    inp = keras.Input((height, width, 3), name="input_frame")
+    context = config.model.context
+    names = ["input_frame"] if context == 1 else [f"context_{j}" for j in range(context)]
+    inputs = [keras.Input((height, width, 3), name=name) for name in names]
     tgt = keras.Input((height, width, 3), name="target_frame")
-    x = layers.Concatenate(name="pair")([inp, tgt])
+    x = layers.Concatenate(name="pair")([*inputs, tgt])
     for level in range(3):
         x = _down(x, _filters(config, level), norm=level > 0, name=f"d{level}")
     x = layers.ZeroPadding2D(name="pad0")(x)
@@ -71,4 +105,4 @@ def discriminator(config: Config) -> keras.Model:
     x = layers.ZeroPadding2D(name="pad1")(x)
     x = layers.Conv2D(1, 4, kernel_initializer=_init(), name="patch_logits_conv")(x)
     logits = layers.Activation("linear", dtype="float32", name="patch_logits")(x)
-    return keras.Model([inp, tgt], logits, name="discriminator")
+    return keras.Model([*inputs, tgt], logits, name="discriminator")

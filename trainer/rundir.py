@@ -4,9 +4,9 @@
     checkpoints/    latest checkpoints (generator, discriminator, both optimizers, step)
     best/           the checkpoint with the lowest validation L1, and best.json
     logs/           TensorBoard
-    samples/        input | target | prediction grids, one PNG per eval
+    samples/        newest input | target | prediction grids, one PNG per eval
     previews/       a short rollout GIF per eval
-    cache/          decoded pairs, so later epochs never decode
+    cache/          decoded windows, so later epochs never decode
     evals.jsonl     validation L1, PSNR, SSIM at every eval (step 0 is the untrained baseline)
     metrics.json    validation and test metrics, written when training ends
     workers/        multi-worker training: every worker but the chief writes a run directory of its own here

@@ -1,4 +1,4 @@
-"""Train pix2pix on frame pairs (t -> t + stride) of one or more videos.
+"""Train pix2pix on windows of frames (context -> the frame `stride` later) of one or more videos.
 
 Read top to bottom: the command line builds one config; the run directory is opened (or resumed); the
 videos are planned and streamed through tf.data; the models and both optimizers are built inside the
@@ -129,14 +129,51 @@ class Trainer:
         """Mean over the global batch: summed over replicas, it is the mean of the whole batch."""
         return tf.nn.compute_average_loss(per_pair, global_batch_size=self.global_batch)
 
-    def _train_step(self, inp: tf.Tensor, tgt: tf.Tensor) -> dict[str, tf.Tensor]:
+    def unroll_depth(self, step: tf.Tensor) -> tf.Tensor:
+        """How many of its own steps build this step's input: drawn from 0..r, with r growing from 0 to
+        `unroll` over the first `unroll_ramp` of training (each depth gets an equal share of the ramp). A
+        function of the step alone, so a resumed run continues the same schedule."""
+        t = self.config.train
+        ramp = max(1.0, t.unroll_ramp * t.steps)
+        reach = tf.minimum(t.unroll, tf.cast(tf.cast(step, tf.float32) * (t.unroll + 1) / ramp, tf.int32))
+        seed = tf.stack([tf.constant(t.seed, tf.int64), tf.cast(step, tf.int64)])
+        return tf.random.stateless_uniform([], seed, minval=0, maxval=reach + 1, dtype=tf.int32)
+
+    def _unroll(self, context: list[tf.Tensor], depth: tf.Tensor) -> list[tf.Tensor]:
+        """`depth` generator steps from the real context, each output fed back as at rollout (inference mode)."""
+        for i in range(self.config.train.unroll):
+            context = tf.cond(i < depth, lambda c=context: [*c[1:], self.generator(c, training=False)],
+                              lambda c=context: list(c))
+        return context if self.config.train.unroll_grad else [tf.stop_gradient(c) for c in context]
+
+    def _noisy(self, context: list[tf.Tensor], step: tf.Tensor) -> list[tf.Tensor]:
+        """Conditioning noise: a std drawn per sample from [0, noise], so the model learns to correct small
+        errors in its input instead of amplifying them. Never on the target."""
+        replica = tf.distribute.get_replica_context().replica_id_in_sync_group
+        seed = tf.stack([tf.cast(step, tf.int64), tf.cast(replica, tf.int64) + 1000 * self.config.train.seed])
+        batch = tf.shape(context[0])[0]
+        sigma = tf.random.stateless_uniform([batch, 1, 1, 1], seed, maxval=self.config.train.noise)
+        return [tf.clip_by_value(frame + sigma * tf.random.stateless_normal(tf.shape(frame), seed + 1 + j), -1.0, 1.0)
+                for j, frame in enumerate(context)]
+
+    def _train_step(self, window: tf.Tensor, depth: tf.Tensor, step: tf.Tensor) -> dict[str, tf.Tensor]:
+        """window: [batch, context + unroll + 1, h, w, 3]; the context is its first frames."""
+        t, k = self.config.train, self.config.model.context
+        context = [window[:, j] for j in range(k)]
+        target = window[:, k]
+        if t.unroll and not t.unroll_grad:
+            context, target = self._unroll(context, depth), tf.gather(window, k + depth, axis=1)
         with tf.GradientTape() as gen_tape, tf.GradientTape() as disc_tape:
-            fake = self.generator(inp, training=True)
-            real_logits = self.discriminator([inp, tgt], training=True)
-            fake_logits = self.discriminator([inp, fake], training=True)
+            if t.unroll and t.unroll_grad:
+                context, target = self._unroll(context, depth), tf.gather(window, k + depth, axis=1)
+            if t.noise:
+                context = self._noisy(context, step)
+            fake = self.generator(context, training=True)
+            real_logits = self.discriminator([*context, target], training=True)
+            fake_logits = self.discriminator([*context, fake], training=True)
             gan = self._average(self._per_pair(self.bce(tf.ones_like(fake_logits), fake_logits)))
-            l1 = self._average(self._per_pair(self.mae(tgt, fake)))
-            gen_loss = gan + self.config.train.l1_weight * l1
+            l1 = self._average(self._per_pair(self.mae(target, fake)))
+            gen_loss = gan + t.l1_weight * l1
             disc_loss = self._average(self._per_pair(self.bce(tf.ones_like(real_logits), real_logits))
                                       + self._per_pair(self.bce(tf.zeros_like(fake_logits), fake_logits)))
             gen_scaled = self.gen_opt.scale_loss(gen_loss)
@@ -146,8 +183,9 @@ class Trainer:
         self.disc_opt.apply(disc_tape.gradient(disc_scaled, disc_vars), disc_vars)
         return {"gen": gen_loss, "gan": gan, "l1": l1, "disc": disc_loss}
 
-    def _distributed_step(self, inp: tf.Tensor, tgt: tf.Tensor) -> dict[str, tf.Tensor]:
-        losses = self.strategy.run(self.replica_step, args=(inp, tgt))
+    def _distributed_step(self, window: tf.Tensor) -> dict[str, tf.Tensor]:
+        depth = self.unroll_depth(self.step) if self.config.train.unroll else tf.constant(0)
+        losses = self.strategy.run(self.replica_step, args=(window, depth, self.step))
         self.step.assign_add(1)
         return {k: self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in losses.items()}
 
@@ -211,17 +249,16 @@ def print_config(config: Config, precision: str, strategy: tf.distribute.Strateg
           f"({strategy.num_replicas_in_sync} replica(s))", flush=True)
 
 
-def fixed_samples(pairs: tf.data.Dataset, count: int, total: int) -> tuple[np.ndarray, np.ndarray]:
-    """`count` validation pairs spread evenly over the split: the same ones at every eval."""
+def fixed_samples(windows: tf.data.Dataset, count: int, total: int) -> np.ndarray:
+    """`count` validation windows spread evenly over the split, in [-1, 1]: the same ones at every eval."""
     every = max(1, total // count)
-    inputs, targets = zip(*[(i.numpy(), t.numpy()) for i, t in pairs.shard(every, 0).take(count)], strict=True)
-    return data.to_model_range(np.stack(inputs)).numpy(), data.to_model_range(np.stack(targets)).numpy()
+    return data.to_model_range(np.stack([w.numpy() for w in windows.shard(every, 0).take(count)])).numpy()
 
 
-def last_frame(pairs: tf.data.Dataset) -> np.ndarray:
-    """The split's last frame (the last pair's target), in [-1, 1]: where previews start."""
-    *_, (_, target) = pairs
-    return data.to_model_range(target).numpy()
+def last_context(windows: tf.data.Dataset, context: int) -> np.ndarray:
+    """The split's last `context` frames (the last window's end), in [-1, 1]: where previews start."""
+    *_, window = windows
+    return data.to_model_range(window[-context:]).numpy()
 
 
 def train(config: Config, run_dir: Path) -> Path:
@@ -247,17 +284,18 @@ def train(config: Config, run_dir: Path) -> Path:
 
     counts = {s: sum(len(p.splits[s].starts) for p in plans) for s in SPLIT_NAMES}
     cache = run_dir / "cache"
-    pairs = {s: data.split_dataset(config, plans, s, cache) for s in SPLIT_NAMES}
+    windows = {s: data.split_dataset(config, plans, s, cache) for s in SPLIT_NAMES}
     trainer = Trainer(config, run_dir, strategy, precision)
     start = trainer.restore()
-    print(f"resuming at step {start} of {t.steps}" if start else f"starting: {counts['train']} training pairs")
+    print(f"resuming at step {start} of {t.steps}" if start else f"starting: {counts['train']} training windows "
+          f"of {config.window} frames")
 
-    batches = strategy.experimental_distribute_dataset(data.train_batches(config, pairs["train"],
+    batches = strategy.experimental_distribute_dataset(data.train_batches(config, windows["train"],
                                                                           counts["train"], start))
     val_every = max(1, math.ceil(counts["val"] / t.eval_pairs))
-    val_batches = data.eval_batches(pairs["val"].shard(val_every, 0), 8)
-    preview_start = last_frame(pairs["val"])  # a full pass first: it fills the validation cache
-    samples = fixed_samples(pairs["val"], 4, counts["val"])
+    val_batches = data.eval_batches(windows["val"].shard(val_every, 0), 8)
+    preview_start = last_context(windows["val"], config.model.context)  # a full pass: fills the val cache
+    samples = fixed_samples(windows["val"], 4, counts["val"])
     writer = tf.summary.create_file_writer(str(run_dir / "logs"))
     best_path = run_dir / "best" / "best.json"
     best_l1 = json.loads(best_path.read_text())["l1"] if best_path.exists() else math.inf
@@ -290,7 +328,7 @@ def train(config: Config, run_dir: Path) -> Path:
         if start == 0:
             run_eval(0)  # the untrained baseline every later eval is compared with
         while step < t.steps and stop.signal is None:
-            on_device = trainer.step_fn(*next(iterator))
+            on_device = trainer.step_fn(next(iterator))
             step += 1
             if step % READ_EVERY == 0 or step == t.steps:
                 losses = read_losses(trainer, on_device, step, writer)
@@ -311,10 +349,10 @@ def train(config: Config, run_dir: Path) -> Path:
         trainer.save()
 
     run_eval(step)
-    val = evaluate.score(trainer.generator, data.eval_batches(pairs["val"], 8))  # every pair, not a sample
-    test = evaluate.score(trainer.generator, data.eval_batches(pairs["test"], 8)) if counts["test"] else {}
+    val = evaluate.score(trainer.generator, data.eval_batches(windows["val"], 8))  # every window, not a sample
+    test = evaluate.score(trainer.generator, data.eval_batches(windows["test"], 8)) if counts["test"] else {}
     metrics = {"step": step, "val": val, "test": test, "best": json.loads(best_path.read_text()),
-               "pairs": counts, "config_fingerprint": record["fingerprint"]}
+               "windows": counts, "config_fingerprint": record["fingerprint"]}
     write_text_atomic(metrics_path, json.dumps(metrics, indent=2))
     print(f"done: {step} steps; test L1 {test.get('l1', float('nan')):.4f}, PSNR {test.get('psnr', 0):.2f}, "
           f"SSIM {test.get('ssim', 0):.3f}\nrun: {run_dir}\nnext: epilogue-export {run_dir}")
@@ -348,32 +386,44 @@ def _splits(value: str | None) -> tuple[float, ...] | None:
 def cli(
     videos: Annotated[list[Path], typer.Argument(help="Video files to learn from.")],
     run_dir: Annotated[Path | None, typer.Option(help="Run directory (default runs/PRESET).")] = None,
-    preset: Annotated[str, typer.Option(help="tiny | demo | pix2pix")] = "pix2pix",
+    preset: Annotated[str, typer.Option(help="tiny | demo | quality | pix2pix")] = "pix2pix",
     config_file: Annotated[Path | None, typer.Option("--config", help="TOML file: [data] [model] [train].")] = None,
     steps: Annotated[int | None, typer.Option()] = None,
     batch_size: Annotated[int | None, typer.Option(help="Global batch, over all replicas.")] = None,
     stride: Annotated[int | None, typer.Option(help="Source frames from input to target.")] = None,
-    hop: Annotated[int | None, typer.Option(help="Source frames between pair starts (default: stride).")] = None,
+    hop: Annotated[int | None, typer.Option(help="Source frames between window starts (default: stride).")] = None,
     size: Annotated[str | None, typer.Option(help="Frame size HEIGHTxWIDTH.")] = None,
     fit: Annotated[str | None, typer.Option(help="squash | crop")] = None,
     splits: Annotated[str | None, typer.Option(help="train,val,test fractions in time.")] = None,
-    mirror: Annotated[bool | None, typer.Option("--mirror/--no-mirror", help="Mirror pairs (reverses motion).")]
+    mirror: Annotated[bool | None, typer.Option("--mirror/--no-mirror", help="Mirror windows (reverses motion).")]
     = None,
+    context: Annotated[int | None, typer.Option(help="Frames the generator sees, `stride` apart.")] = None,
+    residual: Annotated[bool | None, typer.Option("--residual/--no-residual", help="Predict a change to the "
+                                                  "newest frame.")] = None,
+    upsample: Annotated[str | None, typer.Option(help="transpose | resize")] = None,
+    noise: Annotated[float | None, typer.Option(help="Max std of conditioning noise on inputs, [-1, 1] units.")]
+    = None,
+    unroll: Annotated[int | None, typer.Option(help="Train on up to this many of its own steps.")] = None,
+    unroll_grad: Annotated[bool | None, typer.Option("--unroll-grad/--no-unroll-grad", help="Backpropagate "
+                                                     "through the unrolled steps.")] = None,
+    l1_weight: Annotated[float | None, typer.Option(help="Weight of the L1 loss against the GAN loss.")] = None,
     precision: Annotated[str | None, typer.Option(help="auto | float32 | mixed_float16 | mixed_bfloat16")] = None,
     strategy: Annotated[str | None, typer.Option(help="auto | default | mirrored | multiworker")] = None,
     xla: Annotated[bool | None, typer.Option("--xla/--no-xla", help="jit-compile the step.")] = None,
     seed: Annotated[int | None, typer.Option()] = None,
     deterministic: Annotated[bool | None, typer.Option("--deterministic", help="Repeatable CPU runs.")] = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the pair plan as JSON and exit.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the window plan as JSON and exit.")] = False,
 ) -> None:
-    """Learn how the videos move: pix2pix on frame pairs (t -> t + stride)."""
+    """Learn how the videos move: pix2pix on windows of frames (the last frames -> the frame `stride` later)."""
     frame = _size(size)
     config = resolve(preset, config_file, {
         "data": {"videos": tuple(str(v) for v in videos), "stride": stride, "hop": hop, "fit": fit,
                  "height": frame and frame[0], "width": frame and frame[1], "splits": _splits(splits),
                  "mirror": mirror},
+        "model": {"context": context, "residual": residual, "upsample": upsample},
         "train": {"steps": steps, "batch_size": batch_size, "precision": precision, "strategy": strategy,
-                  "xla": xla, "seed": seed, "deterministic": deterministic},
+                  "xla": xla, "seed": seed, "deterministic": deterministic, "noise": noise, "unroll": unroll,
+                  "unroll_grad": unroll_grad, "l1_weight": l1_weight},
     })
     if dry_run:
         plans = plan(config)
