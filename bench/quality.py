@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import os
 import sys
 import tomllib
 from collections import Counter
@@ -24,15 +23,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import numpy as np
+from PIL import Image, ImageDraw
 
-import numpy as np  # noqa: E402
-from PIL import Image, ImageDraw  # noqa: E402
-
-from bench import scenes  # noqa: E402
-from infer.config import Config, apply, resolve  # noqa: E402
-from infer.errors import UserError, exit_on_user_error, write_text_atomic  # noqa: E402
-from infer.pictures import save_png  # noqa: E402
+import trainer.quiet  # noqa: F401  (TensorFlow's log settings, before anything imports it)
+from bench import scenes
+from infer.config import Config, apply, resolve
+from infer.errors import UserError, exit_on_user_error, write_text_atomic
+from infer.pictures import save_png
 
 ROOT = Path(__file__).resolve().parent.parent
 CLIP = ROOT / "assets" / "big_buck_bunny_0_30.webm"

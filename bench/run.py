@@ -1,6 +1,6 @@
 """`make bench`: each figure is a ratio against a baseline measured in the same run, on this machine.
 
-    python -m bench.run [SECTION ...]     sections: pipeline memory training techniques rollout (default: all)
+    python -m bench.run [SECTION ...]     sections: cli pipeline memory training techniques rollout (default: all)
 
 Figures go to bench/results.json (other sections' figures are kept) and are printed as a table.
 """
@@ -16,14 +16,13 @@ import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import numpy as np
+from rich.console import Console
+from rich.table import Table
 
-import numpy as np  # noqa: E402
-from rich.console import Console  # noqa: E402
-from rich.table import Table  # noqa: E402
-
-from infer.config import apply, resolve  # noqa: E402
-from infer.video import VideoWriter  # noqa: E402
+import trainer.quiet  # noqa: F401  (TensorFlow's log settings, before anything imports it)
+from infer.config import apply, resolve
+from infer.video import VideoWriter
 
 ROOT = Path(__file__).resolve().parent.parent
 CLIP = ROOT / "assets" / "big_buck_bunny_0_30.webm"
@@ -293,7 +292,21 @@ def rollout(steps: int = 600) -> dict:
     return figures
 
 
-SECTIONS = {"pipeline": pipeline, "memory": memory, "training": training, "techniques": techniques,
+def cli(rounds: int = 3) -> dict:
+    """Seconds until `epilogue-train --help` answers, against what it cost before the command line answered
+    without TensorFlow: importing the training module (TensorFlow with it). Medians of alternating rounds."""
+    commands = {"help": [sys.executable, "-m", "trainer.cli", "--help"],
+                "import_training": [sys.executable, "-c", "import trainer.train"]}
+    seconds: dict[str, list[float]] = {name: [] for name in commands}
+    for _ in range(rounds):
+        for name, command in commands.items():
+            seconds[name].append(timed(lambda c=command: subprocess.run(c, capture_output=True, check=True, cwd=ROOT)))
+    help_s, before_s = (float(np.median(seconds[name])) for name in commands)
+    return {"train_help_s": round(help_s, 2), "before_import_training_s": round(before_s, 2),
+            "speedup": round(before_s / help_s, 1), "setup": f"medians of {rounds} alternating rounds, subprocesses"}
+
+
+SECTIONS = {"cli": cli, "pipeline": pipeline, "memory": memory, "training": training, "techniques": techniques,
             "rollout": rollout}
 
 

@@ -1,5 +1,3 @@
 """epilogue's export: the trained generator as a self-describing ONNX model, parity checked."""
 
-import os
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from trainer import quiet as _quiet  # noqa: F401  (TensorFlow's log settings, before anything imports it)

@@ -10,23 +10,20 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import warnings
 from pathlib import Path
-from typing import Annotated
 
 import keras
 import numpy as np
 import onnx
 import onnxruntime as ort
 import tensorflow as tf
-import typer
 
 from export.onnx_graph import to_onnx
 from infer import __version__
 from infer.config import Config
 from infer.contract import Contract, input_names
-from infer.errors import UserError, atomic_path, check_writable_dir, exit_on_user_error, warn
+from infer.errors import UserError, atomic_path, check_writable_dir, warn
 from infer.frames import to_model
 from infer.roll import roll
 from infer.video import read_frames
@@ -173,28 +170,3 @@ def export(run_dir: Path, which: str = "best", out: Path | None = None, fp16: bo
             warn(f"{half} written, parity unchecked: no CUDA provider here (float16 is for GPU machines)")
     print(f"next: epilogue-rollout {out} --from {meta.source_video}")
     return out
-
-
-app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
-
-
-@app.command()
-def cli(
-    run_dir: Annotated[Path, typer.Argument(help="A run directory made by epilogue-train.")],
-    checkpoint: Annotated[str, typer.Option(help="best | latest | a step number.")] = "best",
-    out: Annotated[Path | None, typer.Option(help="Output .onnx (default RUN_DIR/export/generator.onnx).")] = None,
-    fp16: Annotated[bool, typer.Option("--fp16", help="Also write a float16 variant for GPU providers.")] = False,
-    opset: Annotated[int, typer.Option(help="ONNX opset.")] = 17,
-) -> None:
-    """Export a run's generator to ONNX, with its contract in the metadata and parity checked."""
-    if out is not None and not re.search(r"\.onnx$", out.name):
-        raise UserError(f"--out {out} should end in .onnx")
-    export(run_dir, checkpoint, out, fp16, opset)
-
-
-def main() -> None:
-    exit_on_user_error(app)
-
-
-if __name__ == "__main__":
-    main()

@@ -48,9 +48,10 @@ def start_frame(start: str, contract: Contract, frames: int, fps: float, video: 
     train_start, train_stop = contract.splits["train"]
     if start == "test":
         if frames != contract.source_frames:
-            warn(f"video {video} has {frames} frames, the training video had {contract.source_frames}: "
-                 f"starting at its last 15%, which may not be held out")
-            return min(frames - 1, round(frames * 0.85))
+            test = contract.config["data"]["splits"][2]
+            warn(f"video {video} has {frames} frames, the training video had {contract.source_frames}: starting at "
+                 f"its last {100 * test:.0f}% (the model's test fraction), which may not be held out")
+            return min(frames - 1, round(frames * (1 - test)))
         return contract.splits["test"][0]
     try:
         index = round(float(start.rstrip("s")) * fps)

@@ -122,8 +122,9 @@ def output_size(size: str, start: Start, fit: str, frame_size: tuple[int, int]) 
     return height - height % 2, width - width % 2
 
 
-def step_rate(steps: int, fps: float | None, duration: float | None) -> float:
-    """Steps per second of output: --fps, or --duration for all steps, or the origin story's 600 in 90 s."""
+def step_rate(steps: int, fps: float | None, duration: float | None, default: float = ORIGIN_STEP_RATE) -> float:
+    """Steps per second of output: --fps, or --duration for all steps, or the default (the origin story's 600
+    steps in 90 s for a rollout, the source's rate for per-frame mode)."""
     if fps is not None and duration is not None:
         raise UserError("give --fps or --duration, not both")
     if fps is not None:
@@ -134,7 +135,7 @@ def step_rate(steps: int, fps: float | None, duration: float | None) -> float:
         if duration <= 0:
             raise UserError(f"--duration must be positive (got {duration})")
         return steps / duration
-    return ORIGIN_STEP_RATE
+    return default
 
 
 def blended(previous: np.ndarray, current: np.ndarray, blend: int) -> Iterator[np.ndarray]:
@@ -167,14 +168,22 @@ def real_future(start: Start, stride: int, steps: int, size: tuple[int, int], fi
         yield frame
 
 
-def rollout(model_path: Path, source: Path, out: Path, *, start: str = "last", steps: int = 600,
+def rollout(model_path: Path, source: Path, out: Path, *, start: str | None = None, steps: int | None = None,
             size: str = "source", fps: float | None = None, duration: float | None = None,
             with_source: float = 0.0, side_by_side: bool = False, frames_dir: Path | None = None,
             provider: str = "auto", per_frame: bool = False, blend: int = 0,
             fail_on_collapse: bool = False) -> dict:
-    """Write the continuation video and its JSON; returns the JSON's content."""
-    if steps < 1 or blend < 0 or with_source < 0:
+    """Write the continuation video and its JSON; returns the JSON's content.
+
+    A rollout starts at the last frame (or `start`) and makes `steps` steps (600). Per-frame mode runs the
+    source's frames from `start` (the first frame), `steps` of them (all), at the source's rate unless
+    `fps` or `duration` say otherwise; `with_source`, `blend` and `frames_dir` shape a rollout only."""
+    if (steps is not None and steps < 1) or blend < 0 or with_source < 0:
         raise UserError("--steps must be >= 1, --blend and --with-source >= 0")
+    if per_frame and (with_source or blend or frames_dir is not None or fail_on_collapse):
+        raise UserError("--per-frame makes one frame per source frame: --with-source, --blend, --frames-dir and "
+                        "--fail-on-collapse shape a rollout only; drop them (--start, --steps, --fps, --duration and "
+                        "--side-by-side work)")
     if out.suffix.lower() not in (".mp4", ".mov", ".mkv"):
         raise UserError(f"--out {out} should end in .mp4, .mov or .mkv")
     check_writable_dir(out.parent, "output directory")
@@ -182,11 +191,14 @@ def rollout(model_path: Path, source: Path, out: Path, *, start: str = "last", s
         check_writable_dir(frames_dir, "frames directory")
     model = load(model_path, provider)
     contract = model.contract
-    origin = find_start(model, source, start)
+    origin = find_start(model, source, "last" if per_frame else start or "last")
     height, width = output_size(size, origin, contract.fit, contract.frame_size)
     if per_frame:
-        rate, video_fps, total = origin.fps, origin.fps, origin.frames
+        first = _start_index(start, origin.frames, origin.fps, source) if start else 0
+        total = min(steps or origin.frames, origin.frames - first)
+        rate = video_fps = step_rate(total, fps, duration, default=origin.fps)
     else:
+        steps = steps or 600
         rate = step_rate(steps, fps, duration)
         video_fps, total = rate * (blend + 1), steps
     stepper = Stepper(model)  # device buffers first: nothing to clean up if they can't be had
@@ -204,19 +216,23 @@ def rollout(model_path: Path, source: Path, out: Path, *, start: str = "last", s
             for frame in left:
                 encoder.put(frame, frame if side_by_side else None)
         if per_frame:
-            frames = read_frames(source, contract.frame_size, contract.fit)
-            real = read_frames(source, (height, width), contract.fit) if side_by_side else None
+            frames = read_frames(source, contract.frame_size, contract.fit, stop=first + total)
+            real = read_frames(source, (height, width), contract.fit, stop=first + total) if side_by_side else None
             span = (contract.context_frames - 1) * contract.stride
             recent: deque[np.ndarray] = deque(maxlen=span + 1)
-            for done, (_, frame) in enumerate(frames, start=1):
+            for index, frame in frames:
                 recent.append(frame)
+                left = next(real)[1] if real else None
+                if index < first:  # still gathering the context of the first frame shown
+                    continue
                 # The real frames `stride` apart before this one; the first frame stands in before the film starts.
                 context = [recent[max(0, len(recent) - 1 - j * contract.stride)]
                            for j in range(contract.context_frames - 1, -1, -1)]
                 t = time.perf_counter()
                 output = stepper.apply(context)
                 model_seconds += time.perf_counter() - t
-                encoder.put(output, next(real)[1] if real else None)
+                encoder.put(output, left)
+                done += 1
                 progress.update(done)
         else:
             stepper.reset(origin.context)
@@ -252,6 +268,7 @@ def rollout(model_path: Path, source: Path, out: Path, *, start: str = "last", s
     progress.close()
     path = encoder.close()
     wall = time.perf_counter() - began
+    begun = first if per_frame else origin.index
     record = {
         "video": str(path), "made_by": f"epilogue-rollout {__version__}", "command": sys.argv,
         "model": {"path": str(model_path), "sha256": file_sha256(model_path), "training_step": contract.training_step,
@@ -259,7 +276,7 @@ def rollout(model_path: Path, source: Path, out: Path, *, start: str = "last", s
                   "frame_size": contract.frame_size},
         "provider": model.provider, "cuda_graphs": model.graphs, "codec": codec,
         "mode": "per-frame" if per_frame else "rollout",
-        "start": {"source": str(source), "frame": origin.index, "seconds": round(origin.index / origin.fps, 3)},
+        "start": {"source": str(source), "frame": begun, "seconds": round(begun / origin.fps, 3)},
         "steps_requested": total, "steps": done, "frames": writer.frames, "fps": video_fps,
         "step_rate": rate, "size": list(writer.size[::-1]), "blend": blend, "with_source_s": with_source,
         "side_by_side": side_by_side, "stopped_by": stopped_by,
@@ -306,8 +323,10 @@ app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 def cli(
     model: Annotated[Path, typer.Argument(help="An .onnx model made by epilogue-export.")],
     source: Annotated[Path, typer.Option("--from", help="The video (or an image) to continue.")],
-    start: Annotated[str, typer.Option(help="last, a frame number (300) or seconds (12.5s).")] = "last",
-    steps: Annotated[int, typer.Option(help="Steps; each spans `stride` source frames.")] = 600,
+    start: Annotated[str | None, typer.Option(help="last (default), a frame number (300) or seconds (12.5s); "
+                                              "with --per-frame the first source frame (default 0).")] = None,
+    steps: Annotated[int | None, typer.Option(help="Steps (600), each `stride` source frames; with --per-frame "
+                                              "the source frames to run (all).")] = None,
     out: Annotated[Path, typer.Option(help="The video to write.")] = Path("continuation.mp4"),
     size: Annotated[str, typer.Option(help="source, or WIDTHxHEIGHT.")] = "source",
     fps: Annotated[float | None, typer.Option(help="Steps per second of video.")] = None,

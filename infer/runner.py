@@ -13,6 +13,7 @@ with CUDA graphs, the runner says why and steps without them.
 from __future__ import annotations
 
 import itertools
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,7 @@ import numpy as np
 from infer.contract import Contract
 from infer.errors import UserError
 from infer.frames import to_model, to_uint8
+from infer.video import file_sha256
 
 try:
     import onnxruntime as ort
@@ -42,10 +44,29 @@ class Model:
     graph_ids: itertools.count = field(default_factory=lambda: itertools.count(1))
 
 
+def tensorrt_options(path: Path) -> dict[str, str]:
+    """TensorRT builds an engine for a model for minutes before its first step: cache it in the user's cache
+    folder, keyed by the model's sha256, so only the first run of a model pays. float16 kernels only for the
+    float16 variant export writes (`*_fp16.onnx`), whose parity was checked in float16."""
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "epilogue" / "tensorrt"
+    folder = cache / file_sha256(path)[:16]
+    return {"trt_engine_cache_enable": "1", "trt_engine_cache_path": str(folder), "trt_timing_cache_enable": "1",
+            "trt_timing_cache_path": str(cache), "trt_fp16_enable": "1" if path.stem.endswith("_fp16") else "0"}
+
+
 def _session(path: Path, provider: str, graphs: bool = False) -> ort.InferenceSession:
     options = ort.SessionOptions()
     options.log_severity_level = 4  # a provider that can't start is reported by us, in one line
-    first = (PROVIDERS[provider], {"enable_cuda_graph": "1"}) if graphs else PROVIDERS[provider]
+    first: str | tuple[str, dict[str, str]] = PROVIDERS[provider]
+    if graphs:
+        first = (PROVIDERS[provider], {"enable_cuda_graph": "1"})
+    elif provider == "tensorrt":
+        first = (PROVIDERS[provider], tensorrt_options(path))
+        folder = Path(first[1]["trt_engine_cache_path"])
+        folder.mkdir(parents=True, exist_ok=True)
+        if not any(folder.iterdir()):
+            print("building the TensorRT engine (first run only; cached in "
+                  f"{folder})", flush=True)
     chain = [first] + ([PROVIDERS["cpu"]] if provider != "cpu" else [])
     return ort.InferenceSession(str(path), options, providers=chain)
 
@@ -61,7 +82,8 @@ def _cuda_graph_session(path: Path) -> tuple[ort.InferenceSession | None, str]:
 def load(path: Path, provider: str = "auto") -> Model:
     """Open an epilogue ONNX model on the first provider that really starts: TensorRT, CUDA, then CPU."""
     if ort is None:
-        raise UserError("onnxruntime is not installed; pip install 'epilogue[cpu]' (or '[gpu]' on a GPU machine)")
+        raise UserError("onnxruntime is not installed; pip install 'epilogue[cpu]' (or 'epilogue[runner-gpu]' on a GPU "
+                        "machine)")
     if provider != "auto" and provider not in PROVIDERS:
         raise UserError(f"--provider must be auto, {', '.join(PROVIDERS)} (got {provider!r})")
     if not path.is_file():

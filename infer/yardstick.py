@@ -11,9 +11,10 @@ A continuation is judged against the real film's own statistics, at the model's 
   film's world even when it shows something new; mush is far from all of them, however film-like its motion
   and sharpness statistics are.
 
-Each series is a trailing rolling median over ROLLING steps. The continuation is alive while the motion and
-sharpness ratios stay inside BAND and colour and realism stay at most LIMIT; its alive horizon is the number
-of steps before the first step where one leaves, and the reason names which.
+Each series is a rolling median over ROLLING steps (over the first ROLLING steps for the earliest ones).
+The continuation is alive while the motion and sharpness ratios stay inside BAND and colour and realism
+stay at most LIMIT; its alive horizon is the number of steps before the first step where one leaves, and
+the reason names which.
 """
 
 from __future__ import annotations
@@ -68,8 +69,10 @@ def nearest(queries: np.ndarray, world: np.ndarray, chunk: int = 256) -> np.ndar
 
 
 def rolling_median(values: list[float], window: int = ROLLING) -> list[float]:
-    """Trailing: step k's value is the median of steps k-window+1..k (fewer at the start)."""
-    return [float(np.median(values[max(0, k - window + 1):k + 1])) for k in range(len(values))]
+    """Step k's value is the median of the `window` steps ending at k, or of the first `window` steps while
+    k is earlier: one odd step (such as the jump from the real start frame into the model's own picture)
+    does not end a film, a run of them does."""
+    return [float(np.median(values[max(0, k - window + 1):max(k + 1, window)])) for k in range(len(values))]
 
 
 @dataclass(frozen=True)

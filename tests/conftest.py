@@ -10,9 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-from infer.video import VideoWriter  # noqa: E402
+import trainer.quiet  # noqa: F401  (TensorFlow's log settings, before any test imports it)
+from infer.video import VideoWriter
 
 ROOT = Path(__file__).resolve().parent.parent
 BUNDLED = ROOT / "assets" / "big_buck_bunny_0_30.webm"

@@ -76,3 +76,10 @@ def test_a_start_inside_training_warns_and_a_too_short_video_is_an_error(square_
     short = write_video(tmp_path / "short.mp4", (square_frame(i) for i in range(2)))
     with pytest.raises(UserError, match="not one step of 2 frames is left"):
         evaluate(square_model, short, out=tmp_path / "b")
+
+
+def test_another_video_starts_at_the_models_own_test_fraction(square_model, tmp_path, capsys):
+    longer = write_video(tmp_path / "longer.mp4", (square_frame(i) for i in range(200)))
+    report = evaluate(square_model, longer, steps=2, long=2, out=tmp_path / "e")
+    assert report["start_frame"] == 170  # the last 15% of 200 frames
+    assert "its last 15% (the model's test fraction)" in capsys.readouterr().err

@@ -6,7 +6,8 @@ import shutil
 import onnx
 import pytest
 
-from export.onnx_export import export, main
+from export.cli import main
+from export.onnx_export import export
 from infer.contract import Contract
 from infer.runner import load
 

@@ -9,8 +9,8 @@ from typer.testing import CliRunner
 
 from infer.config import resolve
 from trainer import data
+from trainer.cli import app
 from trainer.plan import plan
-from trainer.train import app
 
 
 def config_for(video, context=1, unroll=0, **data_options):
@@ -122,7 +122,7 @@ def test_dry_run_prints_the_plan_as_json(barcode_video):
     (["--size", "big"], "is not HEIGHTxWIDTH"),
 ])
 def test_bad_plans_are_one_line_and_exit_2(barcode_video, capsys, monkeypatch, args, message):
-    from trainer.train import main
+    from trainer.cli import main
 
     monkeypatch.setattr("sys.argv", ["epilogue-train", str(barcode_video), "--preset", "tiny", *args, "--dry-run"])
     with pytest.raises(SystemExit) as exit_info:
@@ -136,7 +136,7 @@ def test_missing_video_is_one_line_without_traceback(tmp_path):
     import subprocess
     import sys
 
-    result = subprocess.run([sys.executable, "-m", "trainer.train", str(tmp_path / "nope.mp4"), "--dry-run"],
+    result = subprocess.run([sys.executable, "-m", "trainer.cli", str(tmp_path / "nope.mp4"), "--dry-run"],
                             capture_output=True, text=True)
     assert result.returncode == 2
     assert "Traceback" not in result.stderr

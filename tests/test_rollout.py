@@ -124,6 +124,19 @@ def test_per_frame_mode_gives_a_video_as_long_as_the_source(square_model, square
     assert count_and_rate(out) == (160, 24.0, (64, 64))
 
 
+def test_per_frame_mode_honours_start_steps_and_rate_and_refuses_rollout_options(square_model, square_video,
+                                                                                 tmp_path):
+    out = tmp_path / "p.mp4"
+    record = rollout(square_model, square_video, out, per_frame=True, start="100", steps=20, fps=10,
+                     side_by_side=True)
+    assert count_and_rate(out) == (20, 10.0, (128, 64)) and record["start"]["frame"] == 100
+    record = rollout(square_model, square_video, out, per_frame=True, start="150", duration=2.0)
+    assert count_and_rate(out) == (10, 5.0, (64, 64))  # frames 150-159 over two seconds
+    for option in ({"blend": 2}, {"with_source": 1.0}, {"fail_on_collapse": True}):
+        with pytest.raises(UserError, match="shape a rollout only"):
+            rollout(square_model, square_video, out, per_frame=True, **option)
+
+
 def run_cli(capsys, monkeypatch, *args) -> str:
     monkeypatch.setattr("sys.argv", ["epilogue-rollout", *map(str, args)])
     with pytest.raises(SystemExit) as exit_info:
@@ -201,3 +214,19 @@ def test_a_crop_model_shows_the_real_film_cropped_as_it_was_trained(square_model
     assert record["size"] == [128, 64]  # two 64x64 panels: the crop's aspect at the source's height
     first = next(read_frames(out))[1]
     assert first.mean() < 20  # the prefix is the centre crop (black), not the squashed frame (a white band)
+
+
+def test_tensorrt_engines_are_cached_per_model_and_float16_only_for_the_float16_variant(square_model, tmp_path,
+                                                                                        monkeypatch):
+    import shutil
+
+    from infer.runner import tensorrt_options
+    from infer.video import file_sha256
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    options = tensorrt_options(square_model)
+    assert options["trt_engine_cache_enable"] == "1" and options["trt_timing_cache_enable"] == "1"
+    assert options["trt_engine_cache_path"] == str(tmp_path / "epilogue" / "tensorrt" / file_sha256(square_model)[:16])
+    assert options["trt_fp16_enable"] == "0"
+    half = shutil.copy(square_model, tmp_path / "generator_fp16.onnx")
+    assert tensorrt_options(Path(half))["trt_fp16_enable"] == "1"

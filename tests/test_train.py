@@ -77,7 +77,7 @@ def test_deterministic_cpu_runs_repeat_their_losses(square_video, tmp_path):
 
 
 def test_ctrl_c_checkpoints_and_the_same_command_resumes_and_finishes(square_video, tmp_path):
-    command = [sys.executable, "-m", "trainer.train", str(square_video), "--preset", "tiny", "--steps", "400",
+    command = [sys.executable, "-m", "trainer.cli", str(square_video), "--preset", "tiny", "--steps", "400",
                "--run-dir", str(tmp_path / "run")]
     code, output = ctrl_c_when(command, "train: step")
     assert code == 130, output

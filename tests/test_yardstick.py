@@ -82,8 +82,8 @@ def test_added_noise_turns_to_noise(reference, film, future):
 
 
 def test_a_colour_shift_drifts_in_colour(reference, film, future):
-    """Two grey levels more red and less blue every step: no jump in motion, a slow drift in colour."""
-    shifted = as_uint8([f + np.array([2, 0, -2]) * k for k, f in enumerate(future, start=1)])
+    """One grey level more red and less blue every step: no jump in motion, a slow drift in colour."""
+    shifted = as_uint8([f + np.array([1, 0, -1]) * k for k, f in enumerate(future, start=1)])
     verdict = judge(reference, film[START], shifted)
     assert verdict["ends_because"] == "drifts in colour" and verdict["failing_at_end"] == ["drifts in colour"]
     assert 1 < verdict["ends_at_step"] < STEPS
@@ -102,9 +102,15 @@ def test_shuffled_patches_of_real_frames_leave_the_films_world(reference, film, 
     assert verdict["failing_at_end"] == ["leaves the film's world"]  # motion, sharpness and colour look right
 
 
-def test_the_verdict_reads_as_a_sentence_and_the_rolling_median_is_trailing():
+def test_the_verdict_reads_as_a_sentence_and_the_rolling_median_spans_whole_windows():
     assert describe(137, 600, "blurs") == "stays film-like for 137 of 600 steps, then blurs"
-    assert rolling_median([1, 5, 3, 0], window=3) == [1.0, 3.0, 3.0, 3.0]
+    assert rolling_median([1, 5, 3, 0, 0], window=3) == [3.0, 3.0, 3.0, 3.0, 0.0]
+
+
+def test_one_odd_step_does_not_end_a_film(reference, film, future):
+    """The jump from the real start frame into the model's picture shows as one odd first step."""
+    verdict = judge(reference, film[START], as_uint8([blur(future[0])]) + future[1:])
+    assert verdict["ends_because"] is None and verdict["alive_horizon"] == STEPS
 
 
 def test_short_horizon_ratios_are_exact():

@@ -1,5 +1,3 @@
-"""epilogue's trainer: frame pairs from videos, pix2pix, and the training loop."""
+"""epilogue's trainer: windows of frames from videos, pix2pix, and the training loop."""
 
-import os
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter off the terminal
+from trainer import quiet as _quiet  # noqa: F401  (TensorFlow's log settings, before anything imports it)

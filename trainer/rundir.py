@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import platform
 from pathlib import Path
@@ -33,31 +34,51 @@ def versions() -> dict[str, str]:
             "keras": keras.__version__}
 
 
-def describe(config: Config, plans: list[VideoPlan]) -> dict:
-    videos = [{"path": p.info.path, "sha256": file_sha256(Path(p.info.path)), "frames": p.info.frames,
-               "fps": p.info.fps, "size": [p.info.width, p.info.height]} for p in plans]
-    return {"config": config.to_dict(), "fingerprint": config.fingerprint(), "videos": videos,
-            "versions": versions()}
+@functools.lru_cache(maxsize=64)
+def _sha256(path: str, size: int, modified: float) -> str:
+    """A video's fingerprint, computed once per process for an unchanged file."""
+    return file_sha256(Path(path))
+
+
+def videos(plans: list[VideoPlan]) -> list[dict]:
+    return [{"path": p.info.path, "sha256": _sha256(p.info.path, *_stamp(Path(p.info.path))),
+             "frames": p.info.frames, "fps": p.info.fps, "size": [p.info.width, p.info.height]} for p in plans]
+
+
+def _stamp(path: Path) -> tuple[int, float]:
+    stat = path.stat()
+    return stat.st_size, stat.st_mtime
+
+
+def check_fits(run_dir: Path, config: Config, plans: list[VideoPlan]) -> dict | None:
+    """The saved record when `run_dir` holds a run of this same config and these same videos (a resume), None
+    for a new run; a one-line error for anything else. Needs no TensorFlow, so it answers before it loads."""
+    check_writable_dir(run_dir, "run directory")
+    path = run_dir / "config.json"
+    if not path.exists():
+        return None
+    saved = json.loads(path.read_text())
+    wanted = json.loads(json.dumps(config.to_dict()))  # tuples become lists, as when read back
+    if saved["config"] != wanted:
+        changed = [f"{s}.{k}" for s, fields in wanted.items() for k, v in fields.items()
+                   if saved["config"].get(s, {}).get(k) != v]
+        raise UserError(f"run directory {run_dir} was made with another config (changed: {', '.join(changed)});"
+                        " use a new --run-dir, or the same options to resume")
+    for old, new in zip(saved["videos"], videos(plans), strict=True):
+        if old["sha256"] != new["sha256"]:
+            raise UserError(f"video {new['path']} changed since run {run_dir} started; use a new --run-dir")
+    return saved
 
 
 def open_run(run_dir: Path, config: Config, plans: list[VideoPlan]) -> dict:
     """Create the run, or check that an existing one was made by this same config and these same videos."""
-    check_writable_dir(run_dir, "run directory")
-    record = json.loads(json.dumps(describe(config, plans)))  # tuples become lists, as when read back
-    path = run_dir / "config.json"
-    if not path.exists():
-        write_text_atomic(path, json.dumps(record, indent=2))
-        return record
-    saved = json.loads(path.read_text())
-    if saved["config"] != record["config"]:
-        changed = [f"{s}.{k}" for s, fields in record["config"].items() for k, v in fields.items()
-                   if saved["config"].get(s, {}).get(k) != v]
-        raise UserError(f"run directory {run_dir} was made with another config (changed: {', '.join(changed)});"
-                        " use a new --run-dir, or the same options to resume")
-    for old, new in zip(saved["videos"], record["videos"], strict=True):
-        if old["sha256"] != new["sha256"]:
-            raise UserError(f"video {new['path']} changed since run {run_dir} started; use a new --run-dir")
-    return saved
+    saved = check_fits(run_dir, config, plans)
+    if saved is not None:
+        return saved
+    record = json.loads(json.dumps({"config": config.to_dict(), "fingerprint": config.fingerprint(),
+                                    "videos": videos(plans), "versions": versions()}))
+    write_text_atomic(run_dir / "config.json", json.dumps(record, indent=2))
+    return record
 
 
 def read_config(run_dir: Path) -> Config:

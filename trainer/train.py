@@ -14,18 +14,16 @@ import math
 import os
 import signal
 from pathlib import Path
-from typing import Annotated
 
 import keras
 import numpy as np
 import tensorflow as tf
-import typer
 
-from infer.config import SPLIT_NAMES, Config, resolve
-from infer.errors import UserError, exit_on_user_error, write_text_atomic
+from infer.config import SPLIT_NAMES, Config
+from infer.errors import UserError, write_text_atomic
 from infer.progress import Steps
 from trainer import data, evaluate, model, rundir
-from trainer.plan import plan
+from trainer.plan import VideoPlan, plan
 
 PREVIEW_FPS = 8
 # Steps between reads of the losses: a read makes the host wait for the device, so between reads a GPU
@@ -261,11 +259,12 @@ def last_context(windows: tf.data.Dataset, context: int) -> np.ndarray:
     return data.to_model_range(window[-context:]).numpy()
 
 
-def train(config: Config, run_dir: Path) -> Path:
+def train(config: Config, run_dir: Path, strategy: tf.distribute.Strategy | None = None,
+          plans: list[VideoPlan] | None = None) -> Path:
     """Train (or resume, or report finished) the run in `run_dir`; returns the run directory."""
-    plans = plan(config)
+    plans = plans or plan(config)
     t = config.train
-    strategy = pick_strategy(t.strategy)
+    strategy = strategy or pick_strategy(t.strategy)
     run_dir = own_dir(run_dir, strategy)
     record = rundir.open_run(run_dir, config, plans)
     metrics_path = run_dir / "metrics.json"
@@ -357,84 +356,3 @@ def train(config: Config, run_dir: Path) -> Path:
     print(f"done: {step} steps; test L1 {test.get('l1', float('nan')):.4f}, PSNR {test.get('psnr', 0):.2f}, "
           f"SSIM {test.get('ssim', 0):.3f}\nrun: {run_dir}\nnext: epilogue-export {run_dir}")
     return run_dir
-
-
-# ---------------------------------------------------------------- command line
-app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
-
-
-def _size(value: str | None) -> tuple[int, int] | None:
-    if value is None:
-        return None
-    try:
-        height, width = (int(v) for v in value.lower().split("x"))
-    except ValueError:
-        raise UserError(f"--size {value!r} is not HEIGHTxWIDTH, e.g. 256x256") from None
-    return height, width
-
-
-def _splits(value: str | None) -> tuple[float, ...] | None:
-    if value is None:
-        return None
-    try:
-        return tuple(float(v) for v in value.split(","))
-    except ValueError:
-        raise UserError(f"--splits {value!r} is not three fractions, e.g. 0.7,0.15,0.15") from None
-
-
-@app.command()
-def cli(
-    videos: Annotated[list[Path], typer.Argument(help="Video files to learn from.")],
-    run_dir: Annotated[Path | None, typer.Option(help="Run directory (default runs/PRESET).")] = None,
-    preset: Annotated[str, typer.Option(help="tiny | demo | quality | pix2pix")] = "pix2pix",
-    config_file: Annotated[Path | None, typer.Option("--config", help="TOML file: [data] [model] [train].")] = None,
-    steps: Annotated[int | None, typer.Option()] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Global batch, over all replicas.")] = None,
-    stride: Annotated[int | None, typer.Option(help="Source frames from input to target.")] = None,
-    hop: Annotated[int | None, typer.Option(help="Source frames between window starts (default: stride).")] = None,
-    size: Annotated[str | None, typer.Option(help="Frame size HEIGHTxWIDTH.")] = None,
-    fit: Annotated[str | None, typer.Option(help="squash | crop")] = None,
-    splits: Annotated[str | None, typer.Option(help="train,val,test fractions in time.")] = None,
-    mirror: Annotated[bool | None, typer.Option("--mirror/--no-mirror", help="Mirror windows (reverses motion).")]
-    = None,
-    context: Annotated[int | None, typer.Option(help="Frames the generator sees, `stride` apart.")] = None,
-    residual: Annotated[bool | None, typer.Option("--residual/--no-residual", help="Predict a change to the "
-                                                  "newest frame.")] = None,
-    upsample: Annotated[str | None, typer.Option(help="transpose | resize")] = None,
-    noise: Annotated[float | None, typer.Option(help="Max std of conditioning noise on inputs, [-1, 1] units.")]
-    = None,
-    unroll: Annotated[int | None, typer.Option(help="Train on up to this many of its own steps.")] = None,
-    unroll_grad: Annotated[bool | None, typer.Option("--unroll-grad/--no-unroll-grad", help="Backpropagate "
-                                                     "through the unrolled steps.")] = None,
-    l1_weight: Annotated[float | None, typer.Option(help="Weight of the L1 loss against the GAN loss.")] = None,
-    precision: Annotated[str | None, typer.Option(help="auto | float32 | mixed_float16 | mixed_bfloat16")] = None,
-    strategy: Annotated[str | None, typer.Option(help="auto | default | mirrored | multiworker")] = None,
-    xla: Annotated[bool | None, typer.Option("--xla/--no-xla", help="jit-compile the step.")] = None,
-    seed: Annotated[int | None, typer.Option()] = None,
-    deterministic: Annotated[bool | None, typer.Option("--deterministic", help="Repeatable CPU runs.")] = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the window plan as JSON and exit.")] = False,
-) -> None:
-    """Learn how the videos move: pix2pix on windows of frames (the last frames -> the frame `stride` later)."""
-    frame = _size(size)
-    config = resolve(preset, config_file, {
-        "data": {"videos": tuple(str(v) for v in videos), "stride": stride, "hop": hop, "fit": fit,
-                 "height": frame and frame[0], "width": frame and frame[1], "splits": _splits(splits),
-                 "mirror": mirror},
-        "model": {"context": context, "residual": residual, "upsample": upsample},
-        "train": {"steps": steps, "batch_size": batch_size, "precision": precision, "strategy": strategy,
-                  "xla": xla, "seed": seed, "deterministic": deterministic, "noise": noise, "unroll": unroll,
-                  "unroll_grad": unroll_grad, "l1_weight": l1_weight},
-    })
-    if dry_run:
-        plans = plan(config)
-        print(json.dumps({"config": config.to_dict(), "videos": [p.summary() for p in plans]}, indent=2))
-        return
-    train(config, run_dir or Path("runs") / preset)
-
-
-def main() -> None:
-    exit_on_user_error(app)
-
-
-if __name__ == "__main__":
-    main()

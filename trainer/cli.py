@@ -1,0 +1,107 @@
+"""epilogue-train's command line: everything a user can get wrong is answered before TensorFlow loads.
+
+`--help`, `--dry-run` and the checks of the videos, the options and the run directory need no TensorFlow,
+so they answer at once and a mistake is exactly one line. Then TensorFlow loads with its start-up
+chatter dropped (`trainer.quiet`), the distribution strategy is made first (multi-worker training needs it
+before anything lists devices), and the effective config is the first thing a run prints.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from infer.config import resolve
+from infer.errors import UserError, exit_on_user_error
+from trainer import rundir
+from trainer.plan import plan
+from trainer.quiet import quiet
+
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+
+
+def _size(value: str | None) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    try:
+        height, width = (int(v) for v in value.lower().split("x"))
+    except ValueError:
+        raise UserError(f"--size {value!r} is not HEIGHTxWIDTH, e.g. 256x256") from None
+    return height, width
+
+
+def _splits(value: str | None) -> tuple[float, ...] | None:
+    if value is None:
+        return None
+    try:
+        return tuple(float(v) for v in value.split(","))
+    except ValueError:
+        raise UserError(f"--splits {value!r} is not three fractions, e.g. 0.7,0.15,0.15") from None
+
+
+@app.command()
+def cli(
+    videos: Annotated[list[Path], typer.Argument(help="Video files to learn from.")],
+    run_dir: Annotated[Path | None, typer.Option(help="Run directory (default runs/PRESET).")] = None,
+    preset: Annotated[str, typer.Option(help="tiny | demo | quality | pix2pix")] = "pix2pix",
+    config_file: Annotated[Path | None, typer.Option("--config", help="TOML file: [data] [model] [train].")] = None,
+    steps: Annotated[int | None, typer.Option()] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Global batch, over all replicas.")] = None,
+    stride: Annotated[int | None, typer.Option(help="Source frames from input to target.")] = None,
+    hop: Annotated[int | None, typer.Option(help="Source frames between window starts (default: stride).")] = None,
+    size: Annotated[str | None, typer.Option(help="Frame size HEIGHTxWIDTH.")] = None,
+    fit: Annotated[str | None, typer.Option(help="squash | crop")] = None,
+    splits: Annotated[str | None, typer.Option(help="train,val,test fractions in time.")] = None,
+    mirror: Annotated[bool | None, typer.Option("--mirror/--no-mirror", help="Mirror windows (reverses motion).")]
+    = None,
+    context: Annotated[int | None, typer.Option(help="Frames the generator sees, `stride` apart.")] = None,
+    residual: Annotated[bool | None, typer.Option("--residual/--no-residual", help="Predict a change to the "
+                                                  "newest frame.")] = None,
+    upsample: Annotated[str | None, typer.Option(help="transpose | resize")] = None,
+    noise: Annotated[float | None, typer.Option(help="Max std of conditioning noise on inputs, [-1, 1] units.")]
+    = None,
+    unroll: Annotated[int | None, typer.Option(help="Train on up to this many of its own steps.")] = None,
+    unroll_grad: Annotated[bool | None, typer.Option("--unroll-grad/--no-unroll-grad", help="Backpropagate "
+                                                     "through the unrolled steps.")] = None,
+    l1_weight: Annotated[float | None, typer.Option(help="Weight of the L1 loss against the GAN loss.")] = None,
+    precision: Annotated[str | None, typer.Option(help="auto | float32 | mixed_float16 | mixed_bfloat16")] = None,
+    strategy: Annotated[str | None, typer.Option(help="auto | default | mirrored | multiworker")] = None,
+    xla: Annotated[bool | None, typer.Option("--xla/--no-xla", help="jit-compile the step.")] = None,
+    seed: Annotated[int | None, typer.Option()] = None,
+    deterministic: Annotated[bool | None, typer.Option("--deterministic", help="Repeatable CPU runs.")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the window plan as JSON and exit.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", help="Show TensorFlow's own log lines too.")] = False,
+) -> None:
+    """Learn how the videos move: pix2pix on windows of frames (the last frames -> the frame `stride` later)."""
+    frame = _size(size)
+    config = resolve(preset, config_file, {
+        "data": {"videos": tuple(str(v) for v in videos), "stride": stride, "hop": hop, "fit": fit,
+                 "height": frame and frame[0], "width": frame and frame[1], "splits": _splits(splits),
+                 "mirror": mirror},
+        "model": {"context": context, "residual": residual, "upsample": upsample},
+        "train": {"steps": steps, "batch_size": batch_size, "precision": precision, "strategy": strategy,
+                  "xla": xla, "seed": seed, "deterministic": deterministic, "noise": noise, "unroll": unroll,
+                  "unroll_grad": unroll_grad, "l1_weight": l1_weight},
+    })
+    plans = plan(config)
+    if dry_run:
+        print(json.dumps({"config": config.to_dict(), "videos": [p.summary() for p in plans]}, indent=2))
+        return
+    run_dir = run_dir or Path("runs") / preset
+    rundir.check_fits(run_dir, config, plans)
+    with quiet(verbose):
+        from trainer import train
+
+        strategy = train.pick_strategy(config.train.strategy)
+    train.train(config, run_dir, strategy, plans)
+
+
+def main() -> None:
+    exit_on_user_error(app)
+
+
+if __name__ == "__main__":
+    main()
