@@ -34,7 +34,10 @@ $(STAMP): pyproject.toml
 lint: install
 	$(BIN)/ruff check .
 
+# The report page is checked in a real browser: Debian's chromium, installed here when missing (as root).
 test: lint
+	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; } \
+		|| echo "warning: chromium could not be installed; the browser test of the report page will be skipped"
 	$(BIN)/pytest
 
 train: install

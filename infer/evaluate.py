@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import html
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
@@ -25,13 +26,15 @@ from infer.frames import to_uint8, to_unit
 from infer.health import Monitor
 from infer.pictures import grid, line_chart, save_png
 from infer.progress import Steps
+from infer.rollout import ORIGIN_STEP_RATE
 from infer.runner import Stepper, load
-from infer.video import probe, read_frames
+from infer.video import VideoWriter, probe, read_frames
 from infer.yardstick import BAND, LIMIT, ROLLING, Judge, Reference, ReferenceBuilder, short_horizon
 
 METRICS = {"l1": "lower", "psnr": "higher", "ssim": "higher"}
 FILMSTRIP_STEPS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 LONG_STEPS = (1, 8, 64, 300, 600)  # the long rollout's filmstrip (and the last step)
+VIDEO_HEIGHT = 128  # the report's video: the real future beside the rollout, at least this tall (shown at 2x)
 
 
 @dataclass
@@ -99,9 +102,11 @@ def beats(model: list[float], baseline: list[float], better: str) -> list[int]:
 
 
 def evaluate(model_path: Path, video: Path, start: str = "test", steps: int | None = None, long: int = 600,
-             out: Path | None = None, provider: str = "auto") -> dict:
+             out: Path | None = None, provider: str = "auto", rollout_video: Path | None = None) -> dict:
     if (steps is not None and steps < 1) or long < 1:
         raise UserError(f"--steps and --long must be >= 1 (got {steps}, {long})")
+    if rollout_video is not None and not rollout_video.is_file():
+        raise UserError(f"--video {rollout_video} does not exist; give the continuation epilogue-rollout wrote")
     model = load(model_path, provider)
     contract = model.contract
     info = probe(video)
@@ -125,9 +130,15 @@ def evaluate(model_path: Path, video: Path, start: str = "test", steps: int | No
     start_pixels = to_unit(film.real[first])
 
     stepper, monitor, judge = Stepper(model), Monitor(), Judge(film.reference, film.real[first])
+    height, width = contract.frame_size
+    scale = max(1, VIDEO_HEIGHT // height)  # small models are shown larger
+    writer = VideoWriter(out / "rollout.mp4", (height * scale, 2 * width * scale), ORIGIN_STEP_RATE,
+                         options={"crf": "23"})
+    blank = np.full_like(film.real[first], 24)
     stepper.reset([film.real[first - j * contract.stride] for j in range(contract.context_frames - 1, -1, -1)])
     monitor.begin(film.real[first])
-    predicted, shown = [], {}
+    predicted: list[np.ndarray] = []  # uint8, the compared steps
+    shown = {}
     total = max(horizon, long)
     progress = Steps("eval rollout", total)
     for k in range(1, total + 1):
@@ -136,16 +147,18 @@ def evaluate(model_path: Path, video: Path, start: str = "test", steps: int | No
         monitor.observe(k, output)
         frame = to_uint8(output)
         judge.observe(frame)
+        writer.write(np.concatenate([film.real.get(first + k * contract.stride, blank), frame], axis=1))
         if k <= horizon:
-            predicted.append(to_unit(frame))
+            predicted.append(frame)
         if k in LONG_STEPS or k == total:
             shown[k] = frame
         progress.update(k)
     progress.close()
+    writer.close()
 
     scored = {name: {metric: [round(getattr(metrics, metric)(p, t), 6) for p, t in zip(frames, truth, strict=True)]
                      for metric in METRICS}
-              for name, frames in {"model": predicted, "persistence": [start_pixels] * horizon,
+              for name, frames in {"model": [to_unit(p) for p in predicted], "persistence": [start_pixels] * horizon,
                                    "mean_frame": [film.mean_train] * horizon}.items()}
     verdicts = {baseline: {metric: beats(scored["model"][metric], scored[baseline][metric], better)
                            for metric, better in METRICS.items()}
@@ -157,9 +170,10 @@ def evaluate(model_path: Path, video: Path, start: str = "test", steps: int | No
         "alive": judge.verdict(),
         "short_horizon": short_horizon(model_m["l1"], persist["l1"], model_m["ssim"], persist["ssim"]),
         "metrics": scored, "model_beats": verdicts, "health": monitor.series(),
+        "rollout_video": os.path.relpath(rollout_video, out) if rollout_video else None,
     }
     report["summary"] = summarize(report)
-    draw_report(report, out, truth, predicted, shown, film.real)
+    draw_report(report, out, predicted, shown, film.real)
     write_text_atomic(out / "eval.json", json.dumps(report, indent=2))
     for line in report["summary"]:
         print(line)
@@ -192,9 +206,9 @@ def _clipped(values: list[float], top: float = 4.0) -> list[float]:
     return [min(v, top) for v in values]
 
 
-def draw_report(report: dict, out: Path, truth: list[np.ndarray], predicted: list[np.ndarray],
-                shown: dict[int, np.ndarray], real: dict[int, np.ndarray]) -> None:
-    """PNG plots and filmstrips, and a self-contained index.html that puts the verdict first."""
+def draw_report(report: dict, out: Path, predicted: list[np.ndarray], shown: dict[int, np.ndarray],
+                real: dict[int, np.ndarray]) -> None:
+    """PNG plots and filmstrips (uint8 frames), and a self-contained index.html that puts the verdict first."""
     m, ratios = report["metrics"], report["alive"]["ratios"]
     pictures = {}
     steps = sorted(shown)
@@ -206,7 +220,7 @@ def draw_report(report: dict, out: Path, truth: list[np.ndarray], predicted: lis
                                  labels=[f"step {k}" for k in steps]))
     close = [k for k in FILMSTRIP_STEPS if k <= len(predicted)]
     pictures["filmstrip.png"] = (f"Real (top) and predicted (bottom) at steps {', '.join(map(str, close))}",
-                                 grid([[truth[k - 1] for k in close], [predicted[k - 1] for k in close]],
+                                 grid([[real[first + k * stride] for k in close], [predicted[k - 1] for k in close]],
                                       labels=[f"step {k}" for k in close]))
     pictures["alive.png"] = ("Motion and sharpness of the rollout over the real film's (rolling median of "
                              f"{ROLLING} steps; film-like inside the band; drawn at most 4)",
@@ -229,6 +243,8 @@ def draw_report(report: dict, out: Path, truth: list[np.ndarray], predicted: lis
                         f"<figcaption>{html.escape(caption)}</figcaption></figure>"
                         for name, (caption, _) in pictures.items())
     verdict, *details = report["summary"]
+    linked = (f' The rollout video: <a href="{html.escape(report["rollout_video"])}">'
+              f'{html.escape(report["rollout_video"])}</a>.') if report.get("rollout_video") else ""
     summary = "\n".join(f"<li>{html.escape(line)}</li>" for line in details)
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>epilogue evaluation</title>
@@ -243,6 +259,9 @@ code{{background:#f4f4f4;padding:0 .3em}}h2{{font-size:1.3em}}</style></head><bo
 A continuation is film-like while its motion and sharpness stay within half and twice the real film's, and its
 distance to the film's nearest training frame and its colour distance stay within twice that of real held-out
 frames (each a rolling median over {ROLLING} steps).</p>
+<figure><video controls preload="metadata" src="rollout.mp4" width="{4 * VIDEO_HEIGHT}"></video>
+<figcaption>The real future (left, dark where the video ends) and the model's continuation (right), all
+{report['long_steps']} steps at {ORIGIN_STEP_RATE:.2f} steps a second.{linked}</figcaption></figure>
 {figures}
 <p>Every number is in <a href="eval.json">eval.json</a>.</p>
 </body></html>
@@ -262,9 +281,11 @@ def cli(
     long: Annotated[int, typer.Option(help="Steps of the long health rollout.")] = 600,
     out: Annotated[Path | None, typer.Option(help="Report folder (default: eval/ beside the model).")] = None,
     provider: Annotated[str, typer.Option(help="auto | tensorrt | cuda | cpu")] = "auto",
+    rollout_video: Annotated[Path | None, typer.Option("--video", help="A continuation to link from the page.")]
+    = None,
 ) -> None:
     """Score a model's continuation against the real film and two baselines; write a visual report."""
-    evaluate(model, video, start, steps, long, out, provider)
+    evaluate(model, video, start, steps, long, out, provider, rollout_video)
 
 
 def main() -> None:

@@ -1,7 +1,10 @@
 """Evaluation: honest numbers against the real future and two baselines, and a report that shows them."""
 
+import html
 import json
 import re
+import shutil
+import subprocess
 
 import numpy as np
 import pytest
@@ -11,6 +14,8 @@ from conftest import square_frame, write_video
 from infer import metrics
 from infer.errors import UserError
 from infer.evaluate import beats, evaluate, longest_runs
+from infer.rollout import ORIGIN_STEP_RATE
+from infer.video import probe, read_frames
 
 
 def test_metrics_match_hand_computed_values():
@@ -65,8 +70,19 @@ def test_the_report_names_every_image_and_each_exists(report):
     assert set(images) == {"l1.png", "psnr.png", "ssim.png", "alive.png", "realism.png", "filmstrip.png", "long.png"}
     assert all((out / name).is_file() and (out / name).stat().st_size > 1000 for name in images)
     assert "http" not in page  # readable offline
-    assert page.index(numbers["alive"]["summary"]) < page.index("<img")  # the verdict comes first
+    assert page.index(numbers["alive"]["summary"]) < page.index("<video") < page.index("<img")  # verdict first
+    assert 'src="rollout.mp4"' in page and probe(out / "rollout.mp4").frames == numbers["long_steps"]
+    assert probe(out / "rollout.mp4").width == 2 * probe(out / "rollout.mp4").height  # real | model
     assert json.loads((out / "eval.json").read_text())["summary"] == numbers["summary"]
+
+
+def test_the_filmstrip_shows_the_real_frames_in_their_own_colours(report, square_video):
+    from PIL import Image
+
+    numbers, out = report
+    strip = np.asarray(Image.open(out / "filmstrip.png").convert("RGB"))
+    ((_, real),) = read_frames(square_video, (64, 64), wanted={numbers["start_frame"] + numbers["stride"]})
+    np.testing.assert_array_equal(strip[18:18 + 64, 4:4 + 64], real)  # below the labels, inside the gap
 
 
 def test_a_start_inside_training_warns_and_a_too_short_video_is_an_error(square_model, square_video, tmp_path,
@@ -83,3 +99,30 @@ def test_another_video_starts_at_the_models_own_test_fraction(square_model, tmp_
     report = evaluate(square_model, longer, steps=2, long=2, out=tmp_path / "e")
     assert report["start_frame"] == 170  # the last 15% of 200 frames
     assert "its last 15% (the model's test fraction)" in capsys.readouterr().err
+
+
+CHECK = """<script>
+addEventListener('load', async () => {
+  const images = [...document.images].map(i => [i.getAttribute('src'), i.complete && i.naturalWidth > 0]);
+  const video = document.querySelector('video');
+  if (video.readyState < 1) await new Promise(done => { video.onloadedmetadata = done; video.onerror = done; });
+  document.body.dataset.result = JSON.stringify({images, duration: video.duration});
+});
+</script></body>"""
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="no chromium here (make test installs Debian's)")
+def test_the_page_works_in_a_real_browser(report, tmp_path):
+    """Every image loads and the video's metadata says 60 steps at the origin story's rate; a screenshot stays."""
+    numbers, out = report
+    (out / "check.html").write_text((out / "index.html").read_text().replace("</body>", CHECK))
+    browser = ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars"]
+    dom = subprocess.run([*browser, "--virtual-time-budget=10000", "--dump-dom", (out / "check.html").as_uri()],
+                         capture_output=True, text=True, timeout=120).stdout
+    result = json.loads(html.unescape(re.search(r'data-result="([^"]*)"', dom)[1]))
+    assert result["images"] and all(loaded for _, loaded in result["images"]), result["images"]
+    assert result["duration"] == pytest.approx(numbers["long_steps"] / ORIGIN_STEP_RATE, abs=0.2)
+    shot = tmp_path / "report.png"
+    subprocess.run([*browser, "--window-size=1000,1600", f"--screenshot={shot}", (out / "index.html").as_uri()],
+                   capture_output=True, timeout=120)
+    assert shot.stat().st_size > 10_000
