@@ -71,7 +71,7 @@ demo: install
 binary: install
 	$(BIN)/pyinstaller --onefile --noconfirm --clean --log-level WARN --name epilogue-rollout \
 		--distpath dist --workpath build/pyinstaller --specpath build --paths $(CURDIR) \
-		--exclude-module tensorflow --exclude-module keras \
+		--exclude-module tensorflow --exclude-module keras --exclude-module matplotlib \
 		--collect-binaries onnxruntime --collect-data onnxruntime $(CURDIR)/bin/epilogue-rollout.py
 	@echo "binary: dist/epilogue-rollout (try: dist/epilogue-rollout --help)"
 

@@ -1,4 +1,4 @@
-"""Pictures people look at instead of reading numbers: grids, GIFs, PNGs. Written atomically."""
+"""Pictures people look at instead of reading numbers: grids, GIFs, line charts, PNGs. Written atomically."""
 
 from __future__ import annotations
 
@@ -50,57 +50,25 @@ def save_gif(path: Path, frames: Sequence[np.ndarray], fps: float) -> Path:
     return path
 
 
-COLOURS = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189)]
-
-
 def line_chart(series: dict[str, Sequence[float | None]], title: str, ylabel: str,
                band: tuple[float, float] | None = None, band_label: str = "", size: tuple[int, int] = (720, 360)
                ) -> np.ndarray:
-    """A plain line chart over steps 1..N: one line per series, an optional shaded horizontal band."""
-    width, height = size
-    left, right, top, bottom = 64, 16, 30, 40
-    values = [v for s in series.values() for v in s if v is not None and np.isfinite(v)]
-    values += list(band or ())
-    low, high = (min(values), max(values)) if values else (0.0, 1.0)
-    if high - low < 1e-9:
-        low, high = low - 0.5, high + 0.5
-    low, high = low - 0.05 * (high - low), high + 0.05 * (high - low)
-    steps = max((len(s) for s in series.values()), default=1)
+    """A line chart over steps 1..N with matplotlib (Agg, no display needed): one line per series, a legend,
+    and an optional shaded horizontal band. Missing values (None) leave gaps."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
-    def xy(step: float, value: float) -> tuple[float, float]:
-        x = left + (width - left - right) * (step - 1) / max(steps - 1, 1)
-        return x, top + (height - top - bottom) * (high - value) / (high - low)
-
-    image = Image.new("RGB", size, (255, 255, 255))
-    draw = ImageDraw.Draw(image)
+    figure = Figure(figsize=(size[0] / 100, size[1] / 100), dpi=100, layout="constrained")
+    axes = figure.subplots()
     if band:
-        (x0, y0), (x1, y1) = xy(1, band[1]), xy(steps, band[0])
-        draw.rectangle([x0, y0 - 1, x1, max(y1, y0) + 1], fill=(200, 225, 200))  # visible even when narrow
-    for i in range(5):
-        value = low + (high - low) * i / 4
-        _, y = xy(1, value)
-        draw.line([(left, y), (width - right, y)], fill=(235, 235, 235))
-        draw.text((4, y - 6), f"{value:.3g}", fill=(80, 80, 80))
-    for i in range(6):
-        step = 1 + (steps - 1) * i / 5
-        x, _ = xy(step, low)
-        draw.text((x - 8, height - bottom + 6), f"{step:.0f}", fill=(80, 80, 80))
-    draw.rectangle([left, top, width - right, height - bottom], outline=(120, 120, 120))
-    draw.text((width // 2 - 3 * len(title), 8), title, fill=(0, 0, 0))
-    draw.text((width // 2 - 12, height - 16), "step", fill=(80, 80, 80))
-    draw.text((4, 8), ylabel, fill=(80, 80, 80))
-    legend = [(name, COLOURS[i % len(COLOURS)]) for i, name in enumerate(series)]
-    if band:
-        legend.append((band_label, (150, 190, 150)))
-    for i, (name, colour) in enumerate(legend):
-        y = top + 6 + 14 * i
-        draw.rectangle([width - right - 150, y + 3, width - right - 140, y + 9], fill=colour)
-        draw.text((width - right - 134, y), name, fill=(0, 0, 0))
-    for i, values_ in enumerate(series.values()):
-        points = [xy(k + 1, v) for k, v in enumerate(values_) if v is not None and np.isfinite(v)]
-        if len(points) > 1:
-            draw.line(points, fill=COLOURS[i % len(COLOURS)], width=2)
-        elif points:
-            x, y = points[0]
-            draw.ellipse([x - 3, y - 3, x + 3, y + 3], fill=COLOURS[i % len(COLOURS)])
-    return np.asarray(image)
+        axes.axhspan(*band, color="#2ca02c", alpha=0.15, label=band_label, linewidth=0)
+    for name, values in series.items():
+        axes.plot(range(1, len(values) + 1), [np.nan if v is None else v for v in values], label=name, linewidth=1.5)
+    axes.set_title(title)
+    axes.set_xlabel("step")
+    axes.set_ylabel(ylabel)
+    axes.grid(alpha=0.3)
+    axes.legend(loc="best", fontsize="small")
+    canvas = FigureCanvasAgg(figure)
+    canvas.draw()
+    return np.asarray(canvas.buffer_rgba())[..., :3].copy()
