@@ -1,6 +1,7 @@
 """`make bench`: each figure is a ratio against a baseline measured in the same run, on this machine.
 
-    python -m bench.run [SECTION ...]     sections: cli pipeline memory training techniques rollout (default: all)
+    python -m bench.run [SECTION ...]     sections: cli pipeline memory training techniques
+                                          converters rollout (default: all)
 
 Figures go to bench/results.json (other sections' figures are kept) and are printed as a table.
 """
@@ -306,8 +307,54 @@ def cli(rounds: int = 3) -> dict:
             "speedup": round(before_s / help_s, 1), "setup": f"medians of {rounds} alternating rounds, subprocesses"}
 
 
+_CONVERT = """
+import json, sys, time
+import numpy as np
+import onnxruntime as ort
+from bench.rss import peak_rss_mb
+from export.onnx_export import convert
+from infer.config import resolve
+from trainer import model
+preset, converter, runs = sys.argv[1], sys.argv[2], int(sys.argv[3])
+generator = model.generator(resolve(preset, None, {}))  # untrained weights: neither figure depends on them
+began = time.perf_counter()
+proto, _ = convert(generator, "next_frame", 17, converter)
+export_s = time.perf_counter() - began
+options = ort.SessionOptions()
+session = ort.InferenceSession(proto.SerializeToString(), options, providers=["CPUExecutionProvider"])
+frame = np.zeros((1, *generator.inputs[0].shape[1:]), np.float32)
+session.run(None, {"frame": frame})
+times = []
+for _ in range(runs):
+    t = time.perf_counter()
+    session.run(None, {"frame": frame})
+    times.append(time.perf_counter() - t)
+print(json.dumps({"export_s": export_s, "s_per_frame": float(np.median(times)), "peak_rss_mb": peak_rss_mb()}))
+"""
+
+
+def converters(runs: int = 10) -> dict:
+    """The native ONNX writer against tf2onnx (the general path) at the demo and pix2pix sizes: seconds to
+    export, peak memory of the exporting process, and ONNX Runtime CPU seconds per frame (median of `runs`)."""
+    figures = {}
+    for preset in ("demo", "pix2pix"):
+        for converter in ("native", "tf2onnx"):
+            out = subprocess.run([sys.executable, "-c", _CONVERT, preset, converter, str(runs)], capture_output=True,
+                                 text=True, cwd=ROOT)
+            if out.returncode:
+                raise SystemExit(f"bench converters: {preset} {converter} failed:\n{out.stderr[-3000:]}")
+            result = json.loads(out.stdout.splitlines()[-1])
+            figures |= {f"{preset}_{converter}_export_s": round(result["export_s"], 1),
+                        f"{preset}_{converter}_peak_rss_mb": result["peak_rss_mb"],
+                        f"{preset}_{converter}_s_per_frame": round(result["s_per_frame"], 4)}
+        figures[f"{preset}_tf2onnx_vs_native_s_per_frame"] = round(
+            figures[f"{preset}_tf2onnx_s_per_frame"] / figures[f"{preset}_native_s_per_frame"], 2)
+    figures["setup"] = "untrained generators, opset 17, ONNX Runtime CPU, one frame at a time, each in its own process"
+    return figures
+
+
 SECTIONS = {"cli": cli, "pipeline": pipeline, "memory": memory, "training": training, "techniques": techniques,
-            "rollout": rollout}
+            "converters": converters, "rollout": rollout}
 
 
 def main(names: list[str]) -> None:

@@ -19,7 +19,8 @@ import onnx
 import onnxruntime as ort
 import tensorflow as tf
 
-from export.onnx_graph import to_onnx
+from export import CONVERTERS
+from export.onnx_graph import NoWriter, to_onnx
 from infer import __version__
 from infer.config import Config
 from infer.contract import Contract, input_names
@@ -113,6 +114,36 @@ def contract(run_dir: Path, step: int, first: VideoPlan) -> Contract:
                     splits=spans, config=config.to_dict())
 
 
+def convert(generator: keras.Model, output: str, opset: int, converter: str = "auto") -> tuple[onnx.ModelProto, str]:
+    """The generator as ONNX, and which converter wrote it. The native writer (`export/onnx_graph.py`) is
+    faster to run and to export; tf2onnx is the general path for layers the native writer does not know."""
+    if converter not in CONVERTERS:
+        raise UserError(f"--converter must be one of {', '.join(CONVERTERS)} (got {converter!r})")
+    if converter != "tf2onnx":
+        try:
+            return to_onnx(generator, output, opset), "native"
+        except NoWriter as error:
+            if converter == "native":
+                raise UserError(f"{error}; export with --converter tf2onnx (or auto)") from None
+            print(f"{error}: converting with tf2onnx instead", flush=True)
+    return _tf2onnx(generator, output, opset), "tf2onnx"
+
+
+def _tf2onnx(generator: keras.Model, output: str, opset: int) -> onnx.ModelProto:
+    import tf2onnx
+
+    spec = [tf.TensorSpec((None, *frame.shape[1:]), tf.float32, name=frame.name) for frame in generator.inputs]
+    proto, _ = tf2onnx.convert.from_keras(generator, input_signature=spec, opset=opset)
+    (produced,) = [o.name for o in proto.graph.output]
+    if produced != output:  # name the output as the contract says
+        for node in proto.graph.node:
+            node.output[:] = [output if name == produced else name for name in node.output]
+        proto.graph.output[0].name = output
+    # The oldest IR version the opset allows, as the native writer stamps (older ONNX Runtime builds load it).
+    proto.ir_version = onnx.helper.find_min_ir_version_for(list(proto.opset_import))
+    return proto
+
+
 def to_fp16(proto: onnx.ModelProto) -> onnx.ModelProto:
     """Weights and math in float16 for GPU providers; the input and output stay float32."""
     from onnxconverter_common import float16
@@ -138,7 +169,7 @@ def save(proto: onnx.ModelProto, path: Path, meta: Contract) -> None:
 
 
 def export(run_dir: Path, which: str = "best", out: Path | None = None, fp16: bool = False,
-           opset: int = 17) -> Path:
+           opset: int = 17, converter: str = "auto") -> Path:
     if not (run_dir / "config.json").is_file():
         raise UserError(f"{run_dir} is not a run directory (no config.json); train one with epilogue-train")
     out = out or run_dir / "export" / "generator.onnx"
@@ -147,8 +178,8 @@ def export(run_dir: Path, which: str = "best", out: Path | None = None, fp16: bo
     generator, step = load_generator(run_dir, checkpoint)
     first = plan(read_config(run_dir))[0]
     meta = contract(run_dir, step, first)
-    print(f"exporting {checkpoint} (step {step}), ONNX opset {opset}", flush=True)
-    proto = to_onnx(generator, meta.output, opset)
+    proto, writer = convert(generator, meta.output, opset, converter)
+    print(f"exported {checkpoint} (step {step}) with the {writer} converter, ONNX opset {opset}", flush=True)
     frames = validation_contexts(read_config(run_dir), first)
     parity = check_parity(generator, proto, frames, ["CPUExecutionProvider"])
     print(f"parity on {len(frames[0])} validation frames (ONNX Runtime CPU vs Keras): one step max |diff| "

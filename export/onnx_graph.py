@@ -21,6 +21,11 @@ from onnx import TensorProto, helper, numpy_helper
 from trainer.model import AddToFrame
 
 
+class NoWriter(ValueError):
+    """A layer, or an option of one, that this writer does not translate (epilogue-export --converter auto
+    then converts with tf2onnx instead)."""
+
+
 class Graph:
     """Nodes and weights in the order they are written."""
 
@@ -53,7 +58,7 @@ def _check_plain(layer: keras.layers.Layer) -> None:
     for option, value in plain.items():
         got = config.get(option, value)
         if (tuple(got) if isinstance(got, list) else got) != value:
-            raise ValueError(f"export: layer {layer.name} has {option}={got!r}; the ONNX writer knows {value!r} only")
+            raise NoWriter(f"export: layer {layer.name} has {option}={got!r}; the ONNX writer knows {value!r} only")
 
 
 def _conv(graph: Graph, layer: keras.layers.Conv2D, inputs: list[str]) -> str:
@@ -73,7 +78,7 @@ def _conv_transpose(graph: Graph, layer: keras.layers.Conv2DTranspose, inputs: l
     _check_plain(layer)
     (kh, kw), (sh, sw) = layer.kernel_size, layer.strides
     if layer.padding != "same" or kh < sh or kw < sw:
-        raise ValueError(f"export: layer {layer.name} has padding {layer.padding!r} with kernel {layer.kernel_size} "
+        raise NoWriter(f"export: layer {layer.name} has padding {layer.padding!r} with kernel {layer.kernel_size} "
                          f"and strides {layer.strides}; the ONNX writer knows 'same' with kernel >= stride")
     # "same" makes the output exactly stride x the input: kernel - stride pixels are cropped, the odd one after.
     top, left = (kh - sh) // 2, (kw - sw) // 2
@@ -87,9 +92,9 @@ def _conv_transpose(graph: Graph, layer: keras.layers.Conv2DTranspose, inputs: l
 def _instance_norm(graph: Graph, layer: keras.layers.GroupNormalization, inputs: list[str]) -> str:
     channels = layer.input.shape[-1]
     if layer.axis not in (-1, 3):
-        raise ValueError(f"export: layer {layer.name} normalizes axis {layer.axis}; the ONNX writer knows channels")
+        raise NoWriter(f"export: layer {layer.name} normalizes axis {layer.axis}; the ONNX writer knows channels")
     if layer.groups not in (-1, channels):
-        raise ValueError(f"export: layer {layer.name} normalizes {layer.groups} groups; the ONNX writer knows "
+        raise NoWriter(f"export: layer {layer.name} normalizes {layer.groups} groups; the ONNX writer knows "
                          "instance norm only (groups=-1)")
     scale = layer.gamma.numpy() if layer.scale else np.ones(channels)
     shift = layer.beta.numpy() if layer.center else np.zeros(channels)
@@ -104,13 +109,13 @@ def _leaky_relu(graph: Graph, layer: keras.layers.LeakyReLU, inputs: list[str]) 
 
 def _relu(graph: Graph, layer: keras.layers.ReLU, inputs: list[str]) -> str:
     if layer.max_value is not None or layer.negative_slope or layer.threshold:
-        raise ValueError(f"export: layer {layer.name} is a ReLU with a cap, slope or threshold; not known here")
+        raise NoWriter(f"export: layer {layer.name} is a ReLU with a cap, slope or threshold; not known here")
     return graph.node("Relu", inputs, layer.name)
 
 
 def _concatenate(graph: Graph, layer: keras.layers.Concatenate, inputs: list[str]) -> str:
     if layer.axis not in (-1, 3):
-        raise ValueError(f"export: layer {layer.name} concatenates on axis {layer.axis}; channels only here")
+        raise NoWriter(f"export: layer {layer.name} concatenates on axis {layer.axis}; channels only here")
     return graph.node("Concat", inputs, layer.name, axis=1)
 
 
@@ -119,13 +124,13 @@ def _activation(graph: Graph, layer: keras.layers.Activation, inputs: list[str])
     if name == "linear":
         return inputs[0]
     if name != "tanh":
-        raise ValueError(f"export: layer {layer.name} applies {name}; the ONNX writer knows tanh and linear")
+        raise NoWriter(f"export: layer {layer.name} applies {name}; the ONNX writer knows tanh and linear")
     return graph.node("Tanh", inputs, layer.name)
 
 
 def _upsample(graph: Graph, layer: keras.layers.UpSampling2D, inputs: list[str]) -> str:
     if layer.interpolation != "nearest" or layer.data_format != "channels_last":
-        raise ValueError(f"export: layer {layer.name} upsamples with {layer.interpolation!r}; nearest only here")
+        raise NoWriter(f"export: layer {layer.name} upsamples with {layer.interpolation!r}; nearest only here")
     scales = graph.weight(np.array([1, 1, *layer.size], np.float32), f"{layer.name}/scales")
     # Keras repeats each pixel: "asymmetric" coordinates with floor rounding are exactly that.
     return graph.node("Resize", [inputs[0], "", scales], layer.name, mode="nearest",
@@ -164,7 +169,7 @@ def to_onnx(generator: keras.Model, output_name: str, opset: int) -> onnx.ModelP
             continue
         writer = WRITERS.get(type(layer))
         if writer is None:
-            raise ValueError(f"export: layer {layer.name} ({type(layer).__name__}) has no ONNX writer in "
+            raise NoWriter(f"export: layer {layer.name} ({type(layer).__name__}) has no ONNX writer in "
                              "export/onnx_graph.py")
         inputs = layer.input if isinstance(layer.input, list) else [layer.input]
         names[id(layer.output)] = writer(graph, layer, [names[id(tensor)] for tensor in inputs])

@@ -171,3 +171,31 @@ def test_a_layer_the_graph_writer_does_not_know_is_refused_by_name():
     pooled = keras.Model(frame, keras.layers.MaxPooling2D(name="pool")(frame))
     with pytest.raises(ValueError, match=r"layer pool \(MaxPooling2D\) has no ONNX writer"):
         to_onnx(pooled, "next_frame", 17)
+
+
+def test_tf2onnx_exports_the_same_model_with_parity(square_run, square_model, tmp_path):
+    out = export(square_run, out=tmp_path / "t2o.onnx", converter="tf2onnx")
+    contract = load(out, "cpu").contract
+    assert contract.parity["step_max_abs_diff"] < 1e-4 and contract.inputs == ("frame",)
+    proto, native = onnx.load(str(out)), onnx.load(str(square_model))
+    assert [o.name for o in proto.graph.output] == ["next_frame"] and proto.ir_version == native.ir_version
+    assert len(proto.graph.node) > len(native.graph.node)  # instance norm spelled out, transposes around it
+
+
+def test_a_layer_the_native_writer_lacks_exports_through_tf2onnx_with_auto(capsys):
+    import keras
+    import numpy as np
+    import onnxruntime as ort
+
+    from export.onnx_export import convert
+    from infer.errors import UserError
+
+    frame = keras.Input((16, 16, 3), name="frame")
+    pooled = keras.Model(frame, keras.layers.UpSampling2D(name="up")(keras.layers.MaxPooling2D(name="pool")(frame)))
+    proto, writer = convert(pooled, "next_frame", 17, "auto")
+    assert writer == "tf2onnx" and "layer pool (MaxPooling2D) has no ONNX writer" in capsys.readouterr().out
+    frames = np.random.default_rng(2).uniform(-1, 1, (2, 16, 16, 3)).astype(np.float32)
+    session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    np.testing.assert_allclose(session.run(None, {"frame": frames})[0], pooled(frames).numpy(), atol=1e-6)
+    with pytest.raises(UserError, match="export with --converter tf2onnx"):
+        convert(pooled, "next_frame", 17, "native")
