@@ -165,3 +165,42 @@ def test_two_workers_train_in_step_without_writing_over_each_other(square_video,
 
     mine, theirs = weights(chief), weights(other)
     assert mine.keys() == theirs.keys() and all(np.array_equal(mine[k], theirs[k]) for k in mine)
+
+
+def test_one_trainer_per_run_directory_and_a_dead_ones_lock_is_taken_over(square_video, tmp_path, capsys):
+    from infer.errors import UserError
+    from trainer import rundir
+
+    run_dir = tmp_path / "busy"
+    command = [sys.executable, "-m", "trainer.cli", str(square_video), "--preset", "tiny", "--steps", "5000",
+               "--run-dir", str(run_dir)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               env={**os.environ, "CI": "1"})
+    try:
+        for line in process.stdout:
+            if line.startswith("starting"):
+                break
+        with pytest.raises(UserError, match=r"is in use by another epilogue-train \(pid \d+ on "):
+            train(tiny(square_video, steps=5000), run_dir)
+    finally:
+        process.kill()
+        process.wait()
+    with rundir.locked(run_dir):
+        pass
+    assert f"was left locked by a trainer that is gone (pid {process.pid} on" in capsys.readouterr().err
+    with rundir.locked(run_dir):  # released cleanly last time: no warning
+        pass
+    assert "left locked" not in capsys.readouterr().err
+
+
+def test_a_global_batch_that_does_not_split_over_the_replicas_is_refused(square_video):
+    from types import SimpleNamespace
+
+    from infer.errors import UserError
+    from trainer.train import check_batch
+
+    two = SimpleNamespace(num_replicas_in_sync=2)
+    with pytest.raises(UserError, match="--batch-size 1 is the global batch, split over 2 replicas: give a "
+                                        r"multiple of 2 \(e.g. --batch-size 2\)"):
+        check_batch(tiny(square_video), two)
+    check_batch(tiny(square_video, batch_size=4), two)

@@ -10,18 +10,24 @@
     evals.jsonl     validation L1, PSNR, SSIM at every eval (step 0 is the untrained baseline)
     metrics.json    validation and test metrics, written when training ends
     workers/        multi-worker training: every worker but the chief writes a run directory of its own here
+    lock            held while a trainer runs: a second one on the same directory is refused
 """
 
 from __future__ import annotations
 
+import fcntl
 import functools
 import json
+import os
 import platform
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from infer import __version__
 from infer.config import Config
-from infer.errors import UserError, check_writable_dir, write_text_atomic
+from infer.errors import UserError, check_writable_dir, warn, write_text_atomic
 from infer.video import file_sha256
 from trainer.plan import VideoPlan
 
@@ -48,6 +54,34 @@ def videos(plans: list[VideoPlan]) -> list[dict]:
 def _stamp(path: Path) -> tuple[int, float]:
     stat = path.stat()
     return stat.st_size, stat.st_mtime
+
+
+@contextmanager
+def locked(run_dir: Path) -> Iterator[None]:
+    """One trainer per run directory. The lock is an flock on RUN/lock, which the kernel drops when its
+    process dies: a lock file left by a killed trainer is taken over, with a warning."""
+    check_writable_dir(run_dir, "run directory")
+    path = run_dir / "lock"
+    with open(path, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UserError(f"run directory {run_dir} is in use by another epilogue-train "
+                            f"({path.read_text().strip() or 'unknown process'}); wait for it to end, or use "
+                            "another --run-dir") from None
+        handle.seek(0)
+        if left := handle.read().strip():
+            warn(f"run directory {run_dir} was left locked by a trainer that is gone ({left}); taking it over")
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
+        handle.flush()
+        try:
+            yield
+        finally:
+            handle.seek(0)
+            handle.truncate()
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def check_fits(run_dir: Path, config: Config, plans: list[VideoPlan]) -> dict | None:

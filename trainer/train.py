@@ -259,13 +259,29 @@ def last_context(windows: tf.data.Dataset, context: int) -> np.ndarray:
     return data.to_model_range(window[-context:]).numpy()
 
 
+def check_batch(config: Config, strategy: tf.distribute.Strategy) -> None:
+    """The batch is global, split evenly over the replicas: each needs at least one window, and all the same
+    number, or a replica's step would meet an empty or odd-sized batch. Every worker checks, so every worker
+    stops with the same line."""
+    replicas, batch = strategy.num_replicas_in_sync, config.train.batch_size
+    if batch % replicas:
+        raise UserError(f"--batch-size {batch} is the global batch, split over {replicas} replicas: give a multiple "
+                        f"of {replicas} (e.g. --batch-size {replicas * max(1, batch // replicas)})")
+
+
 def train(config: Config, run_dir: Path, strategy: tf.distribute.Strategy | None = None,
           plans: list[VideoPlan] | None = None) -> Path:
     """Train (or resume, or report finished) the run in `run_dir`; returns the run directory."""
     plans = plans or plan(config)
-    t = config.train
-    strategy = strategy or pick_strategy(t.strategy)
+    strategy = strategy or pick_strategy(config.train.strategy)
+    check_batch(config, strategy)
     run_dir = own_dir(run_dir, strategy)
+    with rundir.locked(run_dir):
+        return _train(config, run_dir, strategy, plans)
+
+
+def _train(config: Config, run_dir: Path, strategy: tf.distribute.Strategy, plans: list[VideoPlan]) -> Path:
+    t = config.train
     record = rundir.open_run(run_dir, config, plans)
     metrics_path = run_dir / "metrics.json"
     if metrics_path.exists():
