@@ -29,7 +29,7 @@ from infer.progress import Steps
 from infer.rollout import ORIGIN_STEP_RATE
 from infer.runner import Stepper, load
 from infer.video import VideoWriter, probe, read_frames
-from infer.yardstick import BAND, LIMIT, ROLLING, Judge, Reference, ReferenceBuilder, short_horizon
+from infer.yardstick import LIMIT, ROLLING, Judge, Reference, ReferenceBuilder, short_horizon
 
 METRICS = {"l1": "lower", "psnr": "higher", "ssim": "higher"}
 FILMSTRIP_STEPS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
@@ -222,11 +222,12 @@ def draw_report(report: dict, out: Path, predicted: list[np.ndarray], shown: dic
     pictures["filmstrip.png"] = (f"Real (top) and predicted (bottom) at steps {', '.join(map(str, close))}",
                                  grid([[real[first + k * stride] for k in close], [predicted[k - 1] for k in close]],
                                       labels=[f"step {k}" for k in close]))
-    pictures["alive.png"] = ("Motion and sharpness of the rollout over the real film's (rolling median of "
-                             f"{ROLLING} steps; film-like inside the band; drawn at most 4)",
-                             line_chart({"motion ratio": _clipped(ratios["motion"]),
-                                         "sharpness ratio": _clipped(ratios["sharpness"])},
-                                        "motion and sharpness / real film", "ratio", band=BAND, band_label="film-like"))
+    bands = report["alive"]["reference"]
+    for name, what in (("motion", "Motion per step"), ("sharpness", "Sharpness (variance of the Laplacian)")):
+        pictures[f"{name}.png"] = (f"{what} of the rollout over the real film's median (rolling median of "
+                                   f"{ROLLING} steps; film-like inside the band; drawn at most 4)",
+                                   line_chart({f"{name} ratio": _clipped(ratios[name])}, f"{name} / real film",
+                                              "ratio", band=tuple(bands[f"{name}_band"]), band_label="film-like"))
     pictures["realism.png"] = ("Distance to the nearest training frame (realism) and colour-histogram distance, "
                                "each over real held-out frames' (film-like below 2; drawn at most 4)",
                                line_chart({"realism": _clipped(ratios["realism"]),

@@ -12,9 +12,12 @@ A continuation is judged against the real film's own statistics, at the model's 
   and sharpness statistics are.
 
 Each series is a rolling median over ROLLING steps (over the first ROLLING steps for the earliest ones).
-The continuation is alive while the motion and sharpness ratios stay inside BAND and colour and realism
-stay at most LIMIT; its alive horizon is the number of steps before the first step where one leaves, and
-the reason names which.
+The continuation is alive while the motion and sharpness ratios stay inside their bands and colour and
+realism stay at most LIMIT; its alive horizon is the number of steps before the first step where one
+leaves, and the reason names which. A band is BAND, widened where the real video itself goes further: to
+its 5th-95th percentile, and to the range of the real held-out frames' own rolling medians. A film whose
+held-out part is stiller or sharper than its training part (a title card at the end) must not read as
+frozen or noisy when it is the real thing.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from infer import metrics
 from infer.errors import warn
 from infer.frames import to_unit
 
-BAND = (0.5, 2.0)  # motion and sharpness ratios to the real film's medians
+BAND = (0.5, 2.0)  # motion and sharpness ratios to the real film's medians (at least; see `widened`)
 LIMIT = 2.0  # colour and realism: times the real held-out frames' own distance
 ROLLING = 10  # steps in the trailing rolling median
 THUMB = 32  # thumbnail side for realism
@@ -41,10 +44,10 @@ DISTANCE_FLOOR = 1e-3
 
 # Checked in this order when several end at the same step: the most specific diagnosis first.
 REASONS = {
-    "blurs": "sharpness below half the real film's",
-    "turns to noise": "sharpness above twice the real film's",
-    "freezes": "motion below half the real film's",
-    "boils": "motion above twice the real film's",
+    "blurs": "sharpness below the real film's band (half its median, or less)",
+    "turns to noise": "sharpness above the real film's band (twice its median, or more)",
+    "freezes": "motion below the real film's band",
+    "boils": "motion above the real film's band",
     "drifts in colour": "colour histogram more than twice as far from the film's as real held-out frames",
     "leaves the film's world": "more than twice as far from every training frame as real held-out frames are",
 }
@@ -81,6 +84,8 @@ class Reference:
 
     motion: float  # median motion per step
     sharpness: float  # median sharpness
+    motion_band: tuple[float, float]  # ratios to `motion` inside which a continuation moves like the film
+    sharpness_band: tuple[float, float]
     histogram: np.ndarray  # mean colour histogram of the training span
     colour_scale: float  # median colour distance of real held-out frames to `histogram`
     world: np.ndarray  # thumbnails of the training span
@@ -93,11 +98,13 @@ class Reference:
 
     def summary(self) -> dict:
         return {"motion_median": round(self.motion, 6), "sharpness_median": round(self.sharpness, 8),
+                "motion_band": [round(v, 4) for v in self.motion_band],
+                "sharpness_band": [round(v, 4) for v in self.sharpness_band],
                 "colour_scale": round(self.colour_scale, 6), "realism_scale": round(self.realism_scale, 6),
                 "training_frames_searched": len(self.world), "spans": self.spans,
                 "motion": "mean |frame t+stride - frame t|, frames in [0, 1]",
                 "sharpness": "variance of the 3x3 Laplacian of the grey frame",
-                "rolling_median_steps": ROLLING, "band": list(BAND), "limit": LIMIT}
+                "rolling_median_steps": ROLLING, "limit": LIMIT}
 
 
 class ReferenceBuilder:
@@ -114,6 +121,10 @@ class ReferenceBuilder:
         self.recent: deque[tuple[int, np.ndarray]] = deque(maxlen=stride + 1)
         self.motion: list[float] = []
         self.sharpness: list[float] = []
+        self.all_recent: deque[tuple[int, np.ndarray]] = deque(maxlen=stride + 1)
+        self.all_motion: list[float] = []  # over the whole video, for the bands
+        self.all_sharpness: list[float] = []
+        self.held_from = 0  # where the held-out frames start in all_motion and all_sharpness
         self.histograms: list[np.ndarray] = []
         self.world: list[np.ndarray] = []
         self.held_out: list[tuple[np.ndarray, np.ndarray]] = []  # (thumbnail, histogram)
@@ -121,12 +132,19 @@ class ReferenceBuilder:
     def add(self, index: int, frame: np.ndarray) -> None:
         """One decoded uint8 frame at model size, in decoding order."""
         pixels = to_unit(frame)
+        sharpness = metrics.sharpness(pixels)
+        self.all_recent.append((index, pixels))
+        motion = metrics.motion(self.all_recent[0][1], pixels) if index - self.all_recent[0][0] == self.stride else None
+        if index == self.world_span[1]:
+            self.held_from = len(self.all_sharpness)
+        if motion is not None:
+            self.all_motion.append(motion)
+        self.all_sharpness.append(sharpness)
         if self.stats_span[0] <= index < self.stats_span[1]:
             self.recent.append((index, pixels))
-            (first, earlier), (_, latest) = self.recent[0], self.recent[-1]
-            if index - first == self.stride:
-                self.motion.append(metrics.motion(earlier, latest))
-            self.sharpness.append(metrics.sharpness(pixels))
+            if index - self.recent[0][0] == self.stride:
+                self.motion.append(metrics.motion(self.recent[0][1], pixels))
+            self.sharpness.append(sharpness)
         if self.world_span[0] <= index < self.world_span[1]:
             self.histograms.append(metrics.histogram(pixels))
             if (index - self.world_span[0]) % self.every == 0:
@@ -147,11 +165,30 @@ class ReferenceBuilder:
             realism = float(np.median(np.sqrt(np.square(world[gap:] - world[:-gap]).mean(axis=1)))) \
                 if len(world) > gap else DISTANCE_FLOOR
         colour = float(np.median([metrics.histogram_distance(h, mean) for h in histograms]))
-        return Reference(motion=max(float(np.median(self.motion)) if self.motion else 0.0, MOTION_FLOOR),
-                         sharpness=max(float(np.median(self.sharpness)), SHARPNESS_FLOOR), histogram=mean,
+        motion = max(float(np.median(self.motion)) if self.motion else 0.0, MOTION_FLOOR)
+        sharpness = max(float(np.median(self.sharpness)), SHARPNESS_FLOOR)
+        held = max(0, self.held_from - self.stride)  # motion values start `stride` frames late
+        return Reference(motion=motion, sharpness=sharpness,
+                         motion_band=widened(self.all_motion, self.all_motion[held:], motion, self.stride),
+                         sharpness_band=widened(self.all_sharpness, self.all_sharpness[self.held_from:], sharpness,
+                                                self.stride),
+                         histogram=mean,
                          colour_scale=max(colour, DISTANCE_FLOOR), world=world,
                          realism_scale=max(realism, DISTANCE_FLOOR),
                          spans={"statistics": list(self.stats_span), "training": list(self.world_span)})
+
+
+def widened(values: list[float], held_out: list[float], median: float, stride: int) -> tuple[float, float]:
+    """BAND, as ratios to `median`, widened to the real video's 5th-95th percentile and to the range of the
+    held-out frames' rolling medians (ROLLING steps of `stride` frames), where those go further."""
+    low, high = BAND
+    if values:
+        p5, p95 = np.percentile(values, [5, 95]) / median
+        low, high = min(low, float(p5)), max(high, float(p95))
+    span = ROLLING * stride
+    rolled = [float(np.median(held_out[i:i + span])) / median
+              for i in range(0, max(1, len(held_out) - span + 1), stride)] if held_out else []
+    return min([low, *rolled]), max([high, *rolled])
 
 
 class Judge:
@@ -180,7 +217,7 @@ class Judge:
         ratios = {"motion": [m / ref.motion for m in rolling_median(self.motion)],
                   "sharpness": [s / ref.sharpness for s in rolling_median(self.sharpness)],
                   "colour": rolling_median(self.colour), "realism": rolling_median(realism)}
-        failing = [_failing(*(ratios[name][k] for name in ("motion", "sharpness", "colour", "realism")))
+        failing = [_failing(ref, *(ratios[name][k] for name in ("motion", "sharpness", "colour", "realism")))
                    for k in range(len(self.motion))]
         ends = next((k for k, reasons in enumerate(failing) if reasons), None)
         steps = len(self.motion)
@@ -199,10 +236,10 @@ class Judge:
         }
 
 
-def _failing(motion: float, sharpness: float, colour: float, realism: float) -> list[str]:
-    low, high = BAND
-    checks = {"blurs": sharpness < low, "turns to noise": sharpness > high, "freezes": motion < low,
-              "boils": motion > high, "drifts in colour": colour > LIMIT, "leaves the film's world": realism > LIMIT}
+def _failing(ref: Reference, motion: float, sharpness: float, colour: float, realism: float) -> list[str]:
+    (still, boiling), (blurred, noisy) = ref.motion_band, ref.sharpness_band
+    checks = {"blurs": sharpness < blurred, "turns to noise": sharpness > noisy, "freezes": motion < still,
+              "boils": motion > boiling, "drifts in colour": colour > LIMIT, "leaves the film's world": realism > LIMIT}
     return [reason for reason in REASONS if checks[reason]]
 
 

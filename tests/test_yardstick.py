@@ -64,6 +64,17 @@ def test_the_real_future_itself_is_alive_to_the_end(reference, film, future):
     assert 0.8 < np.median(verdict["ratios"]["motion"]) < 1.25  # the scene moves at constant speeds
 
 
+def test_a_film_whose_held_out_part_is_sharper_and_stiller_is_still_alive_in_its_real_future(film, future):
+    """The bundled clip ends on a title card: sharper and stiller than the film it trained on."""
+    builder = ReferenceBuilder(STRIDE, TRAIN, TRAIN, FRAMES)
+    for index, frame in enumerate(film):
+        builder.add(index, as_uint8([blur(frame)])[0] if index < TRAIN[1] else frame)
+    verdict = judge(builder.finish(), film[START], future)
+    assert verdict["ends_because"] is None
+    assert min(verdict["ratios"]["sharpness"]) > 2  # sharper than the training span's median...
+    assert verdict["reference"]["sharpness_band"][1] > max(verdict["ratios"]["sharpness"])  # ...as the video is
+
+
 def test_a_repeated_frame_freezes_at_once(reference, film):
     verdict = judge(reference, film[START], [film[START]] * STEPS)
     assert verdict["ends_because"] == "freezes" and 1 <= verdict["ends_at_step"] <= 10
@@ -125,3 +136,15 @@ def test_the_monitor_and_the_yardstick_measure_motion_the_same_way(film):
     monitor.begin(film[0])
     monitor.observe(1, to_model(film[2]))
     assert monitor.change[0] == metrics.motion(to_unit(film[0]), to_unit(film[2]))
+
+
+def test_the_bundled_clips_real_test_split_is_alive_to_its_end(bundled):
+    """Its test split is the title card: stiller and sharper than the film before it, and still the film."""
+    from infer.video import read_frames
+
+    frames = dict(read_frames(bundled, (64, 64)))
+    builder = ReferenceBuilder(6, (0, 504), (0, 504), 720)  # the quality preset's stride and split
+    for index in range(720):
+        builder.add(index, frames[index])
+    verdict = judge(builder.finish(), frames[612], [frames[612 + 6 * k] for k in range(1, 18)])
+    assert verdict["summary"] == "stays film-like for all 17 steps"
