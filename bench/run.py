@@ -150,7 +150,8 @@ def training(steps: int = 5, rounds: int = 3) -> dict:
 TECHNIQUES = {"residual": {"model": {"residual": True}}, "noise_0.05": {"train": {"noise": 0.05}},
               "unroll_2": {"train": {"unroll": 2}}, "unroll_2_grad": {"train": {"unroll": 2, "unroll_grad": True}},
               "context_2": {"model": {"context": 2}}, "context_3": {"model": {"context": 3}},
-              "upsample_resize": {"model": {"upsample": "resize"}}}
+              "upsample_resize": {"model": {"upsample": "resize"}},
+              "gradient_loss": {"train": {"gradient_weight": 10.0}}}
 
 
 def techniques(steps: int = 20, rounds: int = 3) -> dict:

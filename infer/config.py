@@ -54,6 +54,7 @@ class TrainConfig:
     learning_rate: float = 2e-4
     beta1: float = 0.5
     l1_weight: float = 100.0
+    gradient_weight: float = 0.0  # gradient-difference loss: the prediction's edges against the target's (sharpness)
     noise: float = 0.0  # conditioning noise: std drawn per sample from [0, noise] on the input frames, [-1, 1] units
     unroll: int = 0  # train on its own outputs: inputs made by up to this many generator steps from real frames
     unroll_ramp: float = 1 / 3  # share of training over which the unroll depth grows from 0 to `unroll`
@@ -122,9 +123,9 @@ class Config:
             )
         if m.filters < 1 or not 0 <= m.dropout < 1:
             raise UserError(f"filters must be >= 1 and dropout in [0, 1) (got {m.filters}, {m.dropout})")
-        if m.context < 1 or t.unroll < 0 or t.noise < 0 or not 0 < t.unroll_ramp <= 1:
-            raise UserError(f"context must be >= 1, unroll >= 0, noise >= 0 and unroll_ramp in (0, 1] (got "
-                            f"{m.context}, {t.unroll}, {t.noise}, {t.unroll_ramp})")
+        if m.context < 1 or t.unroll < 0 or t.noise < 0 or t.gradient_weight < 0 or not 0 < t.unroll_ramp <= 1:
+            raise UserError(f"context must be >= 1, unroll, noise and gradient_weight >= 0 and unroll_ramp in (0, 1] "
+                            f"(got {m.context}, {t.unroll}, {t.noise}, {t.gradient_weight}, {t.unroll_ramp})")
         if m.upsample not in UPSAMPLES:
             raise UserError(f"upsample must be one of {', '.join(UPSAMPLES)} (got {m.upsample!r})")
         if t.precision not in PRECISIONS:

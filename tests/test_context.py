@@ -18,7 +18,7 @@ from infer.video import read_frames, read_image
 OPTIONS = {  # (context, unroll): the rest of the techniques spread over the cases
     (3, 2): {"model": {"residual": True, "upsample": "resize"}, "train": {"noise": 0.05}},
     (2, 0): {},
-    (1, 2): {"train": {"unroll_grad": True}},
+    (1, 2): {"train": {"unroll_grad": True, "gradient_weight": 10.0}},
 }
 
 

@@ -67,6 +67,8 @@ def cli(
     unroll_grad: Annotated[bool | None, typer.Option("--unroll-grad/--no-unroll-grad", help="Backpropagate "
                                                      "through the unrolled steps.")] = None,
     l1_weight: Annotated[float | None, typer.Option(help="Weight of the L1 loss against the GAN loss.")] = None,
+    gradient_weight: Annotated[float | None, typer.Option(help="Weight of a gradient-difference (edge) loss.")]
+    = None,
     precision: Annotated[str | None, typer.Option(help="auto | float32 | mixed_float16 | mixed_bfloat16")] = None,
     strategy: Annotated[str | None, typer.Option(help="auto | default | mirrored | multiworker")] = None,
     xla: Annotated[bool | None, typer.Option("--xla/--no-xla", help="jit-compile the step.")] = None,
@@ -84,7 +86,7 @@ def cli(
         "model": {"context": context, "residual": residual, "upsample": upsample},
         "train": {"steps": steps, "batch_size": batch_size, "precision": precision, "strategy": strategy,
                   "xla": xla, "seed": seed, "deterministic": deterministic, "noise": noise, "unroll": unroll,
-                  "unroll_grad": unroll_grad, "l1_weight": l1_weight},
+                  "unroll_grad": unroll_grad, "l1_weight": l1_weight, "gradient_weight": gradient_weight},
     })
     plans = plan(config)
     if dry_run:
