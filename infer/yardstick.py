@@ -14,10 +14,10 @@ A continuation is judged against the real film's own statistics, at the model's 
 Each series is a rolling median over ROLLING steps (over the first ROLLING steps for the earliest ones).
 The continuation is alive while the motion and sharpness ratios stay inside their bands and colour and
 realism stay at most LIMIT; its alive horizon is the number of steps before the first step where one
-leaves, and the reason names which. A band is BAND, widened where the real video itself goes further: to
-its 5th-95th percentile, and to the range of the real held-out frames' own rolling medians. A film whose
-held-out part is stiller or sharper than its training part (a title card at the end) must not read as
-frozen or noisy when it is the real thing.
+leaves, and the reason names which. A band is BAND, widened to the range of the real held-out frames' own
+rolling medians where they go further: a film whose held-out part is stiller or sharper than its training
+part (a title card at the end) must not read as frozen or noisy when it is the real thing. (Not to the
+whole video's range: a fade from black would make any blur pass.)
 """
 
 from __future__ import annotations
@@ -121,10 +121,9 @@ class ReferenceBuilder:
         self.recent: deque[tuple[int, np.ndarray]] = deque(maxlen=stride + 1)
         self.motion: list[float] = []
         self.sharpness: list[float] = []
-        self.all_recent: deque[tuple[int, np.ndarray]] = deque(maxlen=stride + 1)
-        self.all_motion: list[float] = []  # over the whole video, for the bands
-        self.all_sharpness: list[float] = []
-        self.held_from = 0  # where the held-out frames start in all_motion and all_sharpness
+        self.all_recent: deque[tuple[int, np.ndarray]] = deque(maxlen=stride + 1)  # every frame, for held-out motion
+        self.held_motion: list[float] = []  # the real held-out frames', for the bands
+        self.held_sharpness: list[float] = []
         self.histograms: list[np.ndarray] = []
         self.world: list[np.ndarray] = []
         self.held_out: list[tuple[np.ndarray, np.ndarray]] = []  # (thumbnail, histogram)
@@ -134,12 +133,10 @@ class ReferenceBuilder:
         pixels = to_unit(frame)
         sharpness = metrics.sharpness(pixels)
         self.all_recent.append((index, pixels))
-        motion = metrics.motion(self.all_recent[0][1], pixels) if index - self.all_recent[0][0] == self.stride else None
-        if index == self.world_span[1]:
-            self.held_from = len(self.all_sharpness)
-        if motion is not None:
-            self.all_motion.append(motion)
-        self.all_sharpness.append(sharpness)
+        if index >= self.world_span[1]:
+            self.held_sharpness.append(sharpness)
+            if index - self.all_recent[0][0] == self.stride and self.all_recent[0][0] >= self.world_span[1]:
+                self.held_motion.append(metrics.motion(self.all_recent[0][1], pixels))
         if self.stats_span[0] <= index < self.stats_span[1]:
             self.recent.append((index, pixels))
             if index - self.recent[0][0] == self.stride:
@@ -167,27 +164,22 @@ class ReferenceBuilder:
         colour = float(np.median([metrics.histogram_distance(h, mean) for h in histograms]))
         motion = max(float(np.median(self.motion)) if self.motion else 0.0, MOTION_FLOOR)
         sharpness = max(float(np.median(self.sharpness)), SHARPNESS_FLOOR)
-        held = max(0, self.held_from - self.stride)  # motion values start `stride` frames late
         return Reference(motion=motion, sharpness=sharpness,
-                         motion_band=widened(self.all_motion, self.all_motion[held:], motion, self.stride),
-                         sharpness_band=widened(self.all_sharpness, self.all_sharpness[self.held_from:], sharpness,
-                                                self.stride),
-                         histogram=mean,
+                         motion_band=widened(self.held_motion, motion, self.stride),
+                         sharpness_band=widened(self.held_sharpness, sharpness, self.stride), histogram=mean,
                          colour_scale=max(colour, DISTANCE_FLOOR), world=world,
                          realism_scale=max(realism, DISTANCE_FLOOR),
                          spans={"statistics": list(self.stats_span), "training": list(self.world_span)})
 
 
-def widened(values: list[float], held_out: list[float], median: float, stride: int) -> tuple[float, float]:
-    """BAND, as ratios to `median`, widened to the real video's 5th-95th percentile and to the range of the
-    held-out frames' rolling medians (ROLLING steps of `stride` frames), where those go further."""
+def widened(held_out: list[float], median: float, stride: int) -> tuple[float, float]:
+    """BAND, as ratios to `median`, widened to the range of the real held-out frames' rolling medians
+    (ROLLING steps of `stride` frames) where those go further."""
     low, high = BAND
-    if values:
-        p5, p95 = np.percentile(values, [5, 95]) / median
-        low, high = min(low, float(p5)), max(high, float(p95))
     span = ROLLING * stride
-    rolled = [float(np.median(held_out[i:i + span])) / median
-              for i in range(0, max(1, len(held_out) - span + 1), stride)] if held_out else []
+    # Every window a rollout could be judged on: ROLLING samples `stride` frames apart, from any frame.
+    rolled = [float(np.median(held_out[i:i + span:stride])) / median
+              for i in range(max(1, len(held_out) - span + 1))] if held_out else []
     return min([low, *rolled]), max([high, *rolled])
 
 

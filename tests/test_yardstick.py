@@ -72,7 +72,7 @@ def test_a_film_whose_held_out_part_is_sharper_and_stiller_is_still_alive_in_its
     verdict = judge(builder.finish(), film[START], future)
     assert verdict["ends_because"] is None
     assert min(verdict["ratios"]["sharpness"]) > 2  # sharper than the training span's median...
-    assert verdict["reference"]["sharpness_band"][1] > max(verdict["ratios"]["sharpness"])  # ...as the video is
+    assert verdict["reference"]["sharpness_band"][1] >= max(verdict["ratios"]["sharpness"])  # ...as the video is
 
 
 def test_a_repeated_frame_freezes_at_once(reference, film):
