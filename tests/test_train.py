@@ -204,3 +204,19 @@ def test_a_global_batch_that_does_not_split_over_the_replicas_is_refused(square_
                                         r"multiple of 2 \(e.g. --batch-size 2\)"):
         check_batch(tiny(square_video), two)
     check_batch(tiny(square_video, batch_size=4), two)
+
+
+def test_a_run_begun_before_an_option_existed_resumes_with_that_option_at_its_default(square_video, tmp_path):
+    from trainer import rundir
+    from trainer.plan import plan
+
+    config = tiny(square_video)
+    plans = plan(config)
+    record = rundir.open_run(tmp_path / "old", config, plans)
+    del record["config"]["train"]["gradient_weight"]  # as written by an epilogue without that option
+    (tmp_path / "old" / "config.json").write_text(json.dumps(record))
+    assert rundir.check_fits(tmp_path / "old", config, plans) is not None
+    from infer.errors import UserError
+
+    with pytest.raises(UserError, match=r"another config \(changed: train.gradient_weight\)"):
+        rundir.check_fits(tmp_path / "old", tiny(square_video, gradient_weight=1.0), plans)

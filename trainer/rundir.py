@@ -93,9 +93,10 @@ def check_fits(run_dir: Path, config: Config, plans: list[VideoPlan]) -> dict | 
         return None
     saved = json.loads(path.read_text())
     wanted = json.loads(json.dumps(config.to_dict()))  # tuples become lists, as when read back
-    if saved["config"] != wanted:
-        changed = [f"{s}.{k}" for s, fields in wanted.items() for k, v in fields.items()
-                   if saved["config"].get(s, {}).get(k) != v]
+    # An option added since the run began reads as its default, which is what the run was trained with.
+    made = json.loads(json.dumps(Config.from_dict(saved["config"]).to_dict()))
+    if made != wanted:
+        changed = [f"{s}.{k}" for s, fields in wanted.items() for k, v in fields.items() if made[s][k] != v]
         raise UserError(f"run directory {run_dir} was made with another config (changed: {', '.join(changed)});"
                         " use a new --run-dir, or the same options to resume")
     for old, new in zip(saved["videos"], videos(plans), strict=True):
