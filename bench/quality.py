@@ -186,8 +186,10 @@ def table(results: dict[str, dict[str, dict]], seeds: int) -> str:
                          f"| {h['median']:.0f} ({h['worst']}) | {agg['ends_because']} | "
                          f"{spread(agg['alive_fraction'])} | {spread(agg['motion_100_600'])} | "
                          f"{spread(agg['sharpness_100_600'])} | {spread(agg['colour_100_600'])} | {realism} |")
-    return "\n".join(lines) + f"\n\nMean [min, max] over {seeds} seeds; ratios are to persistence (step-1, 1-8) " \
-        "or to the real film (motion, sharpness, colour, realism: 1 is film-like, the band is [0.5, 2])."
+    return "\n".join(lines) + (
+        f"\n\nMean [min, max] over {seeds} seeds; ratios are to persistence (step-1, 1-8) or to the real film "
+        "(motion, sharpness, colour, realism: 1 is film-like; motion and sharpness bands are [0.5, 2], wider where "
+        "the real held-out frames go further; colour and realism end above 2).")
 
 
 def montage(strips: list[tuple[str, Path]], path: Path) -> None:
