@@ -118,10 +118,9 @@ class ReferenceBuilder:
         self.stride, self.stats_span, self.world_span = stride, stats_span, world_span
         self.every = max(1, math.ceil((world_span[1] - world_span[0]) / MAX_THUMBS))
         self.held_every = max(1, math.ceil((frames - world_span[1]) / MAX_THUMBS))
-        self.recent: deque[tuple[int, np.ndarray]] = deque(maxlen=stride + 1)
+        self.recent: deque[tuple[int, np.ndarray]] = deque(maxlen=stride + 1)  # the frame `stride` back is [0]
         self.motion: list[float] = []
         self.sharpness: list[float] = []
-        self.all_recent: deque[tuple[int, np.ndarray]] = deque(maxlen=stride + 1)  # every frame, for held-out motion
         self.held_motion: list[float] = []  # the real held-out frames', for the bands
         self.held_sharpness: list[float] = []
         self.histograms: list[np.ndarray] = []
@@ -132,15 +131,16 @@ class ReferenceBuilder:
         """One decoded uint8 frame at model size, in decoding order."""
         pixels = to_unit(frame)
         sharpness = metrics.sharpness(pixels)
-        self.all_recent.append((index, pixels))
+        self.recent.append((index, pixels))
+        earlier = self.recent[0][0] if index - self.recent[0][0] == self.stride else None
+        motion = metrics.motion(self.recent[0][1], pixels) if earlier is not None else None
         if index >= self.world_span[1]:
             self.held_sharpness.append(sharpness)
-            if index - self.all_recent[0][0] == self.stride and self.all_recent[0][0] >= self.world_span[1]:
-                self.held_motion.append(metrics.motion(self.all_recent[0][1], pixels))
+            if motion is not None and earlier >= self.world_span[1]:
+                self.held_motion.append(motion)
         if self.stats_span[0] <= index < self.stats_span[1]:
-            self.recent.append((index, pixels))
-            if index - self.recent[0][0] == self.stride:
-                self.motion.append(metrics.motion(self.recent[0][1], pixels))
+            if motion is not None and earlier >= self.stats_span[0]:
+                self.motion.append(motion)
             self.sharpness.append(sharpness)
         if self.world_span[0] <= index < self.world_span[1]:
             self.histograms.append(metrics.histogram(pixels))
