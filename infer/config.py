@@ -90,6 +90,15 @@ class Config:
     def frame_size(self) -> tuple[int, int]:
         return self.data.height, self.data.width
 
+    def per_replica_batch(self, replicas: int) -> int:
+        """The batch is global, split evenly over the replicas: each needs at least one window, and all the same
+        number, or a replica's step would meet an empty or odd-sized batch."""
+        batch = self.train.batch_size
+        if batch % replicas:
+            raise UserError(f"--batch-size {batch} is the global batch, split over {replicas} replicas: give a "
+                            f"multiple of {replicas} (e.g. --batch-size {replicas * max(1, batch // replicas)})")
+        return batch // replicas
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 

@@ -9,7 +9,9 @@ from pathlib import Path
 
 
 class UserError(Exception):
-    """A problem the user can fix; printed as one line, exit code 2."""
+    """A problem the user can fix; printed as one line, exit code `code`."""
+
+    code = 2
 
 
 def warn(message: str) -> None:
@@ -17,12 +19,12 @@ def warn(message: str) -> None:
 
 
 def exit_on_user_error(command: Callable[[], object]) -> None:
-    """Run a CLI entry point, turning UserError into one line on stderr and exit code 2."""
+    """Run a CLI entry point, turning UserError into one line on stderr and its exit code (2 unless it says)."""
     try:
         command()
     except UserError as error:
         print(f"error: {error}", file=sys.stderr, flush=True)
-        sys.exit(2)
+        sys.exit(error.code)
     except KeyboardInterrupt:  # a second Ctrl-C, or one outside the loops that finish cleanly
         print("interrupted", file=sys.stderr, flush=True)
         sys.exit(130)

@@ -9,14 +9,16 @@ before anything lists devices), and the effective config is the first thing a ru
 from __future__ import annotations
 
 import json
+import os
+import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from infer.config import resolve
+from infer.config import Config, resolve
 from infer.errors import UserError, exit_on_user_error
-from trainer import rundir
+from trainer import cluster, rundir
 from trainer.plan import plan
 from trainer.quiet import quiet
 
@@ -76,6 +78,8 @@ def cli(
     deterministic: Annotated[bool | None, typer.Option("--deterministic", help="Repeatable CPU runs.")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the window plan as JSON and exit.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", help="Show TensorFlow's own log lines too.")] = False,
+    local_workers: Annotated[int, typer.Option(help="Start this many workers on this machine (multi-worker "
+                                               "training on loopback ports).")] = 0,
 ) -> None:
     """Learn how the videos move: pix2pix on windows of frames (the last frames -> the frame `stride` later)."""
     frame = _size(size)
@@ -94,11 +98,47 @@ def cli(
         return
     run_dir = run_dir or Path("runs") / preset
     rundir.check_fits(run_dir, config, plans)
-    with quiet(verbose):
-        from trainer import train
+    if local_workers:
+        raise SystemExit(_local_cluster(config, local_workers, run_dir))
+    try:
+        with quiet(verbose):
+            from trainer import train
 
-        strategy = train.pick_strategy(config.train.strategy)
-    train.train(config, run_dir, strategy, plans)
+            strategy = train.pick_strategy(config.train.strategy)
+            train.train(config, run_dir, strategy, plans)
+    except (train.PeerLost, train.ClusterStopped) as stopped:
+        # Every checkpoint is written. TensorFlow's own shutdown would wait on the other workers (8-60 s
+        # measured) and then print their heartbeats failing.
+        if isinstance(stopped, train.PeerLost):
+            print(f"error: {stopped}", file=sys.stderr)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(stopped.code)
+
+
+def _local_cluster(config: Config, workers: int, run_dir: Path) -> int:
+    """The same command, once per worker, each with the cluster's TF_CONFIG."""
+    if workers < 1 or config.train.strategy not in ("auto", "multiworker"):
+        raise UserError(f"--local-workers {workers} needs a count >= 1 and --strategy auto or multiworker")
+    config.per_replica_batch(workers)  # said once here, before any worker starts
+    code = cluster.launch(_without(sys.argv[1:], "--local-workers"), workers)
+    if code == 0:
+        print(f"local cluster: all {workers} workers done\nrun: {run_dir}\nnext: epilogue-export {run_dir}")
+    elif code == cluster.RESTART:
+        print(f"local cluster: stopped (exit {code}); resume: run the same command again")
+    else:
+        print(f"local cluster: a worker failed (exit {code}); its lines above say why")
+    return code
+
+
+def _without(argv: list[str], option: str) -> list[str]:
+    """`argv` less `option VALUE` and `option=VALUE`."""
+    kept, skip = [], False
+    for arg in argv:
+        if not skip and arg != option and not arg.startswith(f"{option}="):
+            kept.append(arg)
+        skip = arg == option
+    return kept
 
 
 def main() -> None:

@@ -1,9 +1,10 @@
 """Windows of frames streamed from video files into tf.data.
 
 A window is `config.window` frames `stride` apart (context, then targets; a pair for plain pix2pix). Each
-split decodes its videos once per run and is cached to a file in the run directory, so later epochs never
-decode. While decoding, only frames some window still needs are held, at model size: at most
-`(window - 1) * stride + 1` of them, however long the film.
+split (with several workers, each worker's share of the training split) decodes its videos once per run and
+is cached to a file in the run directory, so later epochs never decode. While decoding, only frames some
+window still needs are held, at model size: at most `(window - 1) * stride + 1` of them, however long the
+film.
 """
 
 from __future__ import annotations
@@ -37,17 +38,20 @@ def window_stream(config: Config, plans: list[VideoPlan], split: str) -> Iterato
                 del held[old]
 
 
-def split_dataset(config: Config, plans: list[VideoPlan], split: str, cache_dir: Path) -> tf.data.Dataset:
-    """The split's windows as uint8 tensors, decoded on the first pass and read from a file cache after."""
+def split_dataset(config: Config, plans: list[VideoPlan], split: str, cache_dir: Path,
+                  name: str | None = None) -> tf.data.Dataset:
+    """The split's windows as uint8 tensors, decoded on the first pass and read from a file cache after
+    (`cache_dir/name`, the split's name unless a shard of it has a name of its own)."""
     height, width = config.frame_size
     spec = tf.TensorSpec((None, config.window, height, width, 3), tf.uint8)
+    name = name or split
     cache_dir.mkdir(parents=True, exist_ok=True)
-    for stale in cache_dir.glob(f"{split}*.lockfile"):  # left by a run that was killed mid-pass
+    for stale in cache_dir.glob(f"{name}*.lockfile"):  # left by a run that was killed mid-pass
         stale.unlink()
     dataset = tf.data.Dataset.from_generator(lambda: _chunks(window_stream(config, plans, split)),
                                              output_signature=spec)
     # prefetch: decoding (which releases the GIL) runs ahead while the cache file is written.
-    return dataset.prefetch(2).cache(str(cache_dir / split)).unbatch()
+    return dataset.prefetch(2).cache(str(cache_dir / name)).unbatch()
 
 
 def _chunks(windows: Iterator[np.ndarray], size: int = CHUNK) -> Iterator[np.ndarray]:
@@ -88,21 +92,28 @@ def augment(config: Config, index: tf.Tensor, window: tf.Tensor) -> tf.Tensor:
     return tf.transpose(tf.reshape(stacked, [height, width, frames, 3]), [2, 0, 1, 3])
 
 
-def train_batches(config: Config, windows: tf.data.Dataset, count: int, start_step: int) -> tf.data.Dataset:
-    """Shuffled, augmented, endless training batches of windows, starting at `start_step` (resume)."""
-    batch = config.train.batch_size
+def train_batches(config: Config, windows: tf.data.Dataset, count: int, start_step: int,
+                  pipeline: tf.distribute.InputContext | None = None) -> tf.data.Dataset:
+    """Shuffled, augmented, endless batches for the replicas one input pipeline feeds, from its `count`
+    windows, starting at `start_step` (resume).
+
+    Under a distribution strategy each worker is one pipeline with a share of the windows (`plan.shard`):
+    a step takes `batch_size / pipelines` windows from each, one per-replica batch per replica. Augmentation
+    is seeded by the window's position in all pipelines' streams together, so no two pipelines draw alike.
+    """
+    pipeline = pipeline or tf.distribute.InputContext()
+    pipelines, me = pipeline.num_input_pipelines, pipeline.input_pipeline_id
+    per_step = config.train.batch_size // pipelines
     stream = (windows.shuffle(min(count, config.data.shuffle_buffer), seed=config.train.seed,
-                            reshuffle_each_iteration=True)
+                              reshuffle_each_iteration=True)
               .repeat()
               .enumerate()
-              .skip(start_step * batch)
-              .map(lambda i, window: augment(config, i, window), num_parallel_calls=tf.data.AUTOTUNE,
-                   deterministic=True)
-              .batch(batch, drop_remainder=True)
+              .skip(start_step * per_step)
+              .map(lambda i, window: augment(config, i * pipelines + me, window),
+                   num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+              .batch(pipeline.get_per_replica_batch_size(config.train.batch_size), drop_remainder=True)
               .prefetch(tf.data.AUTOTUNE))
-    options = tf.data.Options()
-    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-    return stream.with_options(options)
+    return stream
 
 
 def eval_batches(windows: tf.data.Dataset, batch: int) -> tf.data.Dataset:

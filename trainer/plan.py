@@ -8,7 +8,7 @@ splits. A random split would put a frame's neighbours (nearly the same picture) 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from infer.config import SPLIT_NAMES as SPLITS
@@ -83,3 +83,20 @@ def plan(config: Config) -> list[VideoPlan]:
             warn(f"the {name} split has only {count} windows (stride {data.stride}, hop {config.hop}); "
                  f"fewer than {FEW_WINDOWS} makes its numbers noisy: lower --hop or give more video")
     return plans
+
+
+def shard(plans: list[VideoPlan], split: str, index: int, count: int) -> list[VideoPlan]:
+    """Input pipeline `index` of `count`'s share of a split: a contiguous block of its windows, counted video
+    after video in time order. Blocks differ by one window at most and together hold every window once; being
+    contiguous, each reads and converts only the frames of its own stretch of film."""
+    total = sum(len(p.splits[split].starts) for p in plans)
+    low, high = total * index // count, total * (index + 1) // count
+    mine, before = [], 0
+    for p in plans:
+        starts = p.splits[split].starts
+        block = starts[max(0, low - before):max(0, high - before)]
+        before += len(starts)
+        if block:
+            stretch = Split(block[0], block[-1] + (p.size - 1) * p.stride + 1, block)
+            mine.append(replace(p, splits={**p.splits, split: stretch}))
+    return mine

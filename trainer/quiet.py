@@ -1,11 +1,12 @@
-"""TensorFlow's log settings, in one place: its start-up chatter off the terminal, its real warnings kept.
+"""TensorFlow's log settings, in one place: its chatter off the terminal, its real warnings kept.
 
 On TF 2.21 `TF_CPP_MIN_LOG_LEVEL` does not silence the lines its native libraries print while loading and
 while the devices start ("All log messages before absl::InitializeLog()", oneDNN and CUDA-driver notes,
-"failed call to cuInit" on a machine without a GPU). So the import and the device start-up run with the
-process's stderr (file descriptor 2, where native code writes) pointed at a temporary file; afterwards,
-every line that is not known chatter is written to the real stderr. `--verbose` (or EPILOGUE_VERBOSE=1)
-shows everything.
+"failed call to cuInit" on a machine without a GPU), and a multi-worker run that loses a peer prints the
+collective's abort from several native threads before the error reaches Python (which then says it in one
+line). So while `quiet()` is open the process's stderr (file descriptor 2, where native code writes) is a
+pipe read by a thread that passes on, as they come, only the lines that are not known chatter.
+`--verbose` (or EPILOGUE_VERBOSE=1) shows everything.
 """
 
 from __future__ import annotations
@@ -13,12 +14,13 @@ from __future__ import annotations
 import os
 import re
 import sys
-import tempfile
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+NATIVE = r"^[IWEF]\d{4} [\d:.]+\s+\d+ "  # absl's prefix: severity, date, time, thread
 CHATTER = re.compile("|".join([
     r"All log messages before absl::InitializeLog\(\) is called",
     r"oneDNN custom operations are on",
@@ -31,6 +33,17 @@ CHATTER = re.compile("|".join([
     r"To enable the following instructions: .* rebuild TensorFlow",
     r"Attempting to register factory for plugin",
     r"Created device /job:localhost/replica:0/task:0/device:CPU",
+    # A collective aborted by a lost peer, and the lines its messages run on to; the trainer says it in one.
+    NATIVE + r"(base_collective_executor|ring_alg|collective_\w+|coordination_\w+|\w*grpc\w*|\w*rpc\w*)\.cc:\d+\]",
+    r"^Additional GRPC error information from remote target",
+    r"^:UNKNOWN:Error received from peer",
+    r"^/job:\w+/replica:\d+/task:\d+\s*$",
+    r"^The tasks have crashed\. Check the task logs",
+    r"^The error could be from a previous operation\. Restart your program to reset\.",
+    # TensorFlow's preemption handler calls its own deprecated property when it saves.
+    r"PreemptionCheckpointHandler\.total_run_calls \(from [\w.]+\) is deprecated",
+    r"^Instructions for updating:\s*$",
+    r"^Track steps using a tf\.Variable saved in checkpoint instead\.",
 ]))
 
 
@@ -38,25 +51,37 @@ def verbose_requested(flag: bool = False) -> bool:
     return flag or os.environ.get("EPILOGUE_VERBOSE", "") not in ("", "0")
 
 
+def _pass_on(source: int, sink: int) -> None:
+    """Copy lines from `source` to `sink`, dropping chatter, until every writer has closed `source`."""
+    pending = b""
+    while chunk := os.read(source, 65536):
+        *lines, pending = (pending + chunk).split(b"\n")
+        kept = [line for line in lines if line.strip() and not CHATTER.search(line.decode(errors="replace"))]
+        if kept:
+            os.write(sink, b"".join(line + b"\n" for line in kept))
+    if pending.strip() and not CHATTER.search(pending.decode(errors="replace")):
+        os.write(sink, pending)
+    os.close(source)
+
+
 @contextmanager
 def quiet(verbose: bool = False) -> Iterator[None]:
-    """Run TensorFlow's import and device start-up inside this; its chatter is dropped, the rest kept."""
+    """Run TensorFlow inside this; its chatter is dropped as it comes, the rest passed on."""
     if verbose_requested(verbose):
         os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
         yield
         return
     sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile(mode="w+b") as captured:
-        os.dup2(captured.fileno(), 2)
-        try:
-            yield
-        finally:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
-            captured.seek(0)
-            kept = [line for line in captured.read().decode(errors="replace").splitlines(keepends=True)
-                    if line.strip() and not CHATTER.search(line)]
-            sys.stderr.write("".join(kept))
-            sys.stderr.flush()
+    terminal = os.dup(2)
+    source, writer = os.pipe()
+    os.dup2(writer, 2)
+    os.close(writer)
+    thread = threading.Thread(target=_pass_on, args=(source, terminal), daemon=True, name="quiet-stderr")
+    thread.start()
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(terminal, 2)  # closes the pipe's last writer: the thread reads to the end and stops
+        thread.join(timeout=10)
+        os.close(terminal)

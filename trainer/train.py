@@ -10,10 +10,13 @@ checkpointing, scoring and drawing as it goes.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
+import re
 import signal
+import threading
 from pathlib import Path
 
 import keras
@@ -23,8 +26,8 @@ import tensorflow as tf
 from infer.config import SPLIT_NAMES, Config
 from infer.errors import UserError, write_text_atomic
 from infer.progress import Steps
-from trainer import data, evaluate, model, rundir
-from trainer.plan import VideoPlan, plan
+from trainer import cluster, data, evaluate, model, rundir
+from trainer.plan import VideoPlan, plan, shard
 
 PREVIEW_FPS = 8
 # Steps between reads of the losses: a read makes the host wait for the device, so between reads a GPU
@@ -220,7 +223,7 @@ def gradient_difference(fake: tf.Tensor, target: tf.Tensor) -> tf.Tensor:
 
 
 class StopRequest:
-    """SIGINT/SIGTERM ask the loop to stop after the current step, checkpoint, and exit cleanly."""
+    """SIGINT/SIGTERM ask the loop to stop after the current step, checkpoint, and exit cleanly (130 or 143)."""
 
     def __init__(self):
         self.signal: int | None = None
@@ -235,6 +238,77 @@ class StopRequest:
     def restore(self) -> None:
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, signal.SIG_DFL if sig == signal.SIGTERM else signal.default_int_handler)
+
+
+class Preempted(Exception):
+    """The cluster agreed on a step, every worker checkpointed there: time to exit for a restart."""
+
+
+def _raise_preempted() -> None:
+    raise Preempted
+
+
+def preemption_handler(trainer: Trainer, strategy: tf.distribute.Strategy, stop: StopRequest
+                       ) -> tf.distribute.experimental.PreemptionCheckpointHandler | None:
+    """In a cluster, TensorFlow's handler for a SIGTERM (or Ctrl-C) on any worker: through the coordination
+    service the workers agree on the next step, all save their checkpoint at it, then `Preempted` is raised.
+    Our own StopRequest catches the signals; the handler polls it (once a second, its own watcher thread)."""
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return None
+    threading.excepthook = _quiet_watcher(threading.excepthook)
+    config = tf.distribute.experimental.TerminationConfig(termination_watcher_fn=lambda: stop.signal is not None,
+                                                          exit_fn=_raise_preempted, grace_period=0)
+    return tf.distribute.experimental.PreemptionCheckpointHandler(strategy.cluster_resolver, trainer.latest,
+                                                                  termination_config=config)
+
+
+def _quiet_watcher(hook):
+    """The handler's watcher thread dies with a traceback when a peer is lost; the main loop says it in one line."""
+    def excepthook(args: threading.ExceptHookArgs) -> None:
+        if not (args.thread and args.thread.name.startswith("PeerTerminationWatcher")
+                and isinstance(args.exc_value, tf.errors.OpError)):
+            hook(args)
+
+    return excepthook
+
+
+class ClusterStopped(Exception):  # noqa: N818 (not an error: the cluster stopped as asked)
+    """Every worker has its checkpoint of the same step: end the process now, with `code`."""
+
+    code = cluster.RESTART
+
+
+def barrier(strategy: tf.distribute.Strategy) -> None:
+    """Wait until every worker gets here, each with its checkpoint written; a worker already gone is no loss."""
+    def one() -> tf.Tensor:
+        return tf.ones([])
+
+    @tf.function(autograph=False)
+    def everyone() -> tf.Tensor:
+        return strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(one), axis=None)
+
+    with contextlib.suppress(tf.errors.OpError):
+        everyone()
+
+
+class PeerLost(UserError):
+    """Another worker died or stopped answering: this one can't go on, and a restart of the job resumes."""
+
+    code = cluster.RESTART
+
+    def __init__(self, peer: str, step: int, checkpoint: str | None):
+        resume = f"resume from step {checkpoint.rsplit('-', 1)[1]}" if checkpoint else "start again"
+        super().__init__(f"{peer} stopped responding at step {step}; restart the job to {resume}")
+
+
+def lost_peer(error: tf.errors.OpError, strategy: tf.distribute.Strategy) -> str:
+    """Which worker the collective lost, as its error names it ("/job:worker/replica:0/task:1")."""
+    me = strategy.cluster_resolver
+    workers = sum(me.cluster_spec().num_tasks(job) for job in ("chief", "worker") if job in me.cluster_spec().jobs)
+    for job, task in re.findall(r"/job:(\w+)/(?:replica:\d+/)?task:(\d+)", error.message):
+        if (job, int(task)) != (me.task_type, me.task_id):
+            return "the chief" if job == "chief" else f"{job} {task} of {workers}"
+    return "another worker"
 
 
 def read_losses(trainer: Trainer, on_device: dict[str, tf.Tensor], step: int, writer) -> dict[str, float]:
@@ -272,22 +346,12 @@ def last_context(windows: tf.data.Dataset, context: int) -> np.ndarray:
     return data.to_model_range(window[-context:]).numpy()
 
 
-def check_batch(config: Config, strategy: tf.distribute.Strategy) -> None:
-    """The batch is global, split evenly over the replicas: each needs at least one window, and all the same
-    number, or a replica's step would meet an empty or odd-sized batch. Every worker checks, so every worker
-    stops with the same line."""
-    replicas, batch = strategy.num_replicas_in_sync, config.train.batch_size
-    if batch % replicas:
-        raise UserError(f"--batch-size {batch} is the global batch, split over {replicas} replicas: give a multiple "
-                        f"of {replicas} (e.g. --batch-size {replicas * max(1, batch // replicas)})")
-
-
 def train(config: Config, run_dir: Path, strategy: tf.distribute.Strategy | None = None,
           plans: list[VideoPlan] | None = None) -> Path:
     """Train (or resume, or report finished) the run in `run_dir`; returns the run directory."""
     plans = plans or plan(config)
     strategy = strategy or pick_strategy(config.train.strategy)
-    check_batch(config, strategy)
+    config.per_replica_batch(strategy.num_replicas_in_sync)  # every worker checks: every worker says the same line
     run_dir = own_dir(run_dir, strategy)
     with rundir.locked(run_dir):
         return _train(config, run_dir, strategy, plans)
@@ -312,14 +376,30 @@ def _train(config: Config, run_dir: Path, strategy: tf.distribute.Strategy, plan
 
     counts = {s: sum(len(p.splits[s].starts) for p in plans) for s in SPLIT_NAMES}
     cache = run_dir / "cache"
-    windows = {s: data.split_dataset(config, plans, s, cache) for s in SPLIT_NAMES}
+    windows = {s: data.split_dataset(config, plans, s, cache) for s in ("val", "test")}
     trainer = Trainer(config, run_dir, strategy, precision)
     start = trainer.restore()
-    print(f"resuming at step {start} of {t.steps}" if start else f"starting: {counts['train']} training windows "
-          f"of {config.window} frames")
+    share: list[str] = []
 
-    batches = strategy.experimental_distribute_dataset(data.train_batches(config, windows["train"],
-                                                                          counts["train"], start))
+    def input_pipeline(pipeline: tf.distribute.InputContext) -> tf.data.Dataset:
+        """This worker's share of the training windows, decoded, cached and batched by this worker alone."""
+        pipelines, me = pipeline.num_input_pipelines, pipeline.input_pipeline_id
+        if counts["train"] < pipelines:
+            raise UserError(f"{counts['train']} training windows can't be shared by {pipelines} workers; give more "
+                            "video, a lower --stride or --hop, or fewer workers")
+        mine = shard(plans, "train", me, pipelines)
+        count = sum(len(p.splits["train"].starts) for p in mine)
+        if pipelines > 1:
+            share.append(f"; worker {me} of {pipelines} reads {count} of them, a block in time"
+                         + (f" (blocks of {counts['train'] // pipelines} or {counts['train'] // pipelines + 1})"
+                            if counts["train"] % pipelines else ""))
+        name = "train" if pipelines == 1 else f"train-{me}-of-{pipelines}"
+        return data.train_batches(config, data.split_dataset(config, mine, "train", cache, name), count, start,
+                                  pipeline)
+
+    batches = strategy.distribute_datasets_from_function(input_pipeline)
+    print(f"resuming at step {start} of {t.steps}" if start else f"starting: {counts['train']} training windows "
+          f"of {config.window} frames" + "".join(share))
     val_every = max(1, math.ceil(counts["val"] / t.eval_pairs))
     val_batches = data.eval_batches(windows["val"].shard(val_every, 0), 8)
     preview_start = last_context(windows["val"], config.model.context)  # a full pass: fills the val cache
@@ -350,14 +430,19 @@ def _train(config: Config, run_dir: Path, strategy: tf.distribute.Strategy, plan
 
     rundir.forget_evals_after(run_dir, start)  # a resume from an older checkpoint redoes those evals
     stop = StopRequest()
+    preempted = preemption_handler(trainer, strategy, stop)
     progress = Steps("train", t.steps, start)
     step, iterator, losses = start, iter(batches), {}
     try:
         if start == 0:
             run_eval(0)  # the untrained baseline every later eval is compared with
-        while step < t.steps and stop.signal is None:
+        # Alone, a stop request ends the loop here; in a cluster every worker must stop at the same step, so
+        # the preemption handler agrees on one, checkpoints there and raises Preempted.
+        while step < t.steps and (preempted or stop.signal is None):
             on_device = trainer.step_fn(next(iterator))
             step += 1
+            if preempted:
+                preempted.save_checkpoint_if_preempted(checkpoint_number=step)
             if step % READ_EVERY == 0 or step == t.steps:
                 losses = read_losses(trainer, on_device, step, writer)
             progress.update(step, **losses)
@@ -365,6 +450,16 @@ def _train(config: Config, run_dir: Path, strategy: tf.distribute.Strategy, plan
                 trainer.save()
             if step % t.eval_every == 0 and step < t.steps:
                 run_eval(step)
+    except Preempted:
+        progress.close()
+        barrier(strategy)
+        print(f"stopped at step {step} with the whole cluster; checkpoint saved in {run_dir / 'checkpoints'}.\n"
+              f"resume: run the same command on every worker again", flush=True)
+        raise ClusterStopped from None
+    except tf.errors.OpError as error:
+        if not preempted:
+            raise
+        raise PeerLost(lost_peer(error, strategy), step + 1, trainer.latest.latest_checkpoint) from None
     finally:
         progress.close()
         stop.restore()
@@ -372,7 +467,7 @@ def _train(config: Config, run_dir: Path, strategy: tf.distribute.Strategy, plan
         trainer.save()
         print(f"stopped at step {step} of {t.steps}; checkpoint saved in {run_dir / 'checkpoints'}.\n"
               f"resume: run the same command again")
-        raise SystemExit(130)
+        raise SystemExit(128 + stop.signal)
     if step % t.checkpoint_every:
         trainer.save()
 
