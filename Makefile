@@ -20,7 +20,7 @@ CLIP   := assets/big_buck_bunny_0_30.webm
 LATEST  = $(or $(if $(filter command line environment,$(origin RUN)),$(RUN)),$(patsubst %/config.json,%,$(firstword $(shell ls -1t runs/*/config.json 2>/dev/null))),runs/$(NAME))
 MODEL   = $(LATEST)/export/generator.onnx
 
-.PHONY: install test lint train export rollout evaluate demo bench quality binary clean
+.PHONY: install test lint train export rollout evaluate demo cluster bench quality binary clean
 
 install: $(STAMP)
 
@@ -66,6 +66,14 @@ demo: install
 	@echo "  comparison:   runs/demo/comparison.mp4 (the clip's last 5 s, then real | continuation)"
 	@echo "  evaluation:   runs/demo/eval/index.html (model vs persistence and the mean frame, drift, motion)"
 	@echo "  training:     runs/demo (samples/, previews/, metrics.json; tensorboard --logdir runs/demo/logs)"
+
+# Multi-worker training on this machine: WORKERS workers on loopback ports, one global batch of BATCH windows
+# (a multiple of WORKERS). Ctrl-C stops them all at one step with a checkpoint; the same command resumes.
+WORKERS ?= 2
+BATCH   ?= $(WORKERS)
+cluster: install
+	$(BIN)/epilogue-train $(VIDEO) --preset $(NAME) --run-dir runs/$(NAME)-$(WORKERS)-workers \
+		--local-workers $(WORKERS) --batch-size $(BATCH) $(ARGS)
 
 # One file that runs without Python packages: the lean runner and onnxruntime (onnxruntime-gpu with GPU=1).
 binary: install

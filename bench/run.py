@@ -1,7 +1,7 @@
 """`make bench`: each figure is a ratio against a baseline measured in the same run, on this machine.
 
     python -m bench.run [SECTION ...]     sections: cli pipeline memory training techniques
-                                          converters rollout (default: all)
+                                          converters rollout workers (default: all)
 
 Figures go to bench/results.json (other sections' figures are kept) and are printed as a table.
 """
@@ -354,8 +354,56 @@ def converters(runs: int = 10) -> dict:
     return figures
 
 
+def _rate(output: str, prefix: str = "") -> float:
+    """The last steps/s a training run printed (plain lines), from the lines starting with `prefix`."""
+    rates = [float(line.split("steps/s")[0].split()[-1]) for line in output.splitlines()
+             if line.startswith(prefix) and "train: step" in line]
+    if not rates:
+        raise SystemExit(f"bench workers: no progress line in:\n{output[-3000:]}")
+    return rates[-1]
+
+
+def workers(steps: int = 150) -> dict:
+    """Multi-worker training on one machine: steps/s and windows/s of 2 local workers against one process on the
+    same global batch (2), and the first epoch's decode time of each worker's share against the whole split."""
+    from trainer import data
+    from trainer.plan import plan, shard
+
+    config = resolve("pix2pix", None, {"data": {"videos": (str(CLIP),), "stride": 6, "hop": 1}})
+    plans = plan(config)
+    figures = {}
+    with tempfile.TemporaryDirectory() as cache:
+        def first_epoch(share, name: str) -> float:
+            windows = data.split_dataset(config, share, "train", Path(cache), name).batch(64)
+            return timed(lambda: sum(1 for _ in windows))
+
+        figures["first_epoch_whole_split_s"] = round(first_epoch(plans, "whole"), 2)
+        for me in range(2):
+            figures[f"first_epoch_worker{me}_of_2_s"] = round(first_epoch(shard(plans, "train", me, 2), f"w{me}"), 2)
+    slowest = max(figures["first_epoch_worker0_of_2_s"], figures["first_epoch_worker1_of_2_s"])
+    figures["first_epoch_slowest_worker_vs_whole"] = round(slowest / figures["first_epoch_whole_split_s"], 2)
+    rates = {}
+    with tempfile.TemporaryDirectory() as runs:
+        base = [sys.executable, "-m", "trainer.cli", str(CLIP), "--preset", "demo", "--steps", str(steps),
+                "--batch-size", "2"]
+        for name, extra, prefix in (("one_process", [], ""), ("two_workers", ["--local-workers", "2"], "[worker 0]")):
+            out = subprocess.run([*base, "--run-dir", f"{runs}/{name}", *extra], capture_output=True, text=True,
+                                 cwd=ROOT, env={**os.environ, "CI": "1"})
+            if out.returncode:
+                raise SystemExit(f"bench workers: {name} failed:\n{out.stdout[-2000:]}{out.stderr[-2000:]}")
+            rates[name] = _rate(out.stdout, prefix)
+    for name, rate in rates.items():
+        figures[f"{name}_steps_per_s"] = round(rate, 2)
+        figures[f"{name}_windows_per_s"] = round(rate * 2, 2)
+    figures["two_workers_vs_one_process"] = round(rates["two_workers"] / rates["one_process"], 2)
+    figures["setup"] = (f"decode: bundled clip at 256x256, stride 6, hop 1, first epoch of the train split, whole vs "
+                        f"each worker's block; training: demo preset, global batch 2, {steps} steps (rate over the "
+                        "run, start-up tracing included), one process vs 2 local workers on loopback")
+    return figures
+
+
 SECTIONS = {"cli": cli, "pipeline": pipeline, "memory": memory, "training": training, "techniques": techniques,
-            "converters": converters, "rollout": rollout}
+            "converters": converters, "rollout": rollout, "workers": workers}
 
 
 def main(names: list[str]) -> None:

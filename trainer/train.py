@@ -390,9 +390,9 @@ def _train(config: Config, run_dir: Path, strategy: tf.distribute.Strategy, plan
         mine = shard(plans, "train", me, pipelines)
         count = sum(len(p.splits["train"].starts) for p in mine)
         if pipelines > 1:
-            share.append(f"; worker {me} of {pipelines} reads {count} of them, a block in time"
-                         + (f" (blocks of {counts['train'] // pipelines} or {counts['train'] // pipelines + 1})"
-                            if counts["train"] % pipelines else ""))
+            least = counts["train"] // pipelines
+            uneven = f"; blocks hold {least} or {least + 1}" if counts["train"] % pipelines else ""
+            share.append(f"; this worker reads {count} of them (block {me + 1} of {pipelines} in time{uneven})")
         name = "train" if pipelines == 1 else f"train-{me}-of-{pipelines}"
         return data.train_batches(config, data.split_dataset(config, mine, "train", cache, name), count, start,
                                   pipeline)
