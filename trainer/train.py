@@ -352,12 +352,14 @@ def train(config: Config, run_dir: Path, strategy: tf.distribute.Strategy | None
     plans = plans or plan(config)
     strategy = strategy or pick_strategy(config.train.strategy)
     config.per_replica_batch(strategy.num_replicas_in_sync)  # every worker checks: every worker says the same line
-    run_dir = own_dir(run_dir, strategy)
-    with rundir.locked(run_dir):
-        return _train(config, run_dir, strategy, plans)
+    own = own_dir(run_dir, strategy)
+    with rundir.locked(own):
+        return _train(config, own, strategy, plans, run_dir)
 
 
-def _train(config: Config, run_dir: Path, strategy: tf.distribute.Strategy, plans: list[VideoPlan]) -> Path:
+def _train(config: Config, run_dir: Path, strategy: tf.distribute.Strategy, plans: list[VideoPlan],
+           run: Path) -> Path:
+    """Train in `run_dir`, this worker's directory inside `run` (the run itself on the chief)."""
     t = config.train
     record = rundir.open_run(run_dir, config, plans)
     metrics_path = run_dir / "metrics.json"
@@ -365,7 +367,7 @@ def _train(config: Config, run_dir: Path, strategy: tf.distribute.Strategy, plan
         done = json.loads(metrics_path.read_text())
         print(f"run {run_dir} already finished at step {done['step']} (val L1 {done['val']['l1']:.4f}, "
               f"test L1 {done['test'].get('l1', float('nan')):.4f}); nothing to do.\n"
-              f"run: {run_dir}\nnext: epilogue-export {run_dir}")
+              f"run: {run}\nnext: epilogue-export {run}")
         return run_dir
 
     keras.utils.set_random_seed(t.seed)
@@ -478,5 +480,5 @@ def _train(config: Config, run_dir: Path, strategy: tf.distribute.Strategy, plan
                "windows": counts, "config_fingerprint": record["fingerprint"]}
     write_text_atomic(metrics_path, json.dumps(metrics, indent=2))
     print(f"done: {step} steps; test L1 {test.get('l1', float('nan')):.4f}, PSNR {test.get('psnr', 0):.2f}, "
-          f"SSIM {test.get('ssim', 0):.3f}\nrun: {run_dir}\nnext: epilogue-export {run_dir}")
+          f"SSIM {test.get('ssim', 0):.3f}\nrun: {run}\nnext: epilogue-export {run}")
     return run_dir
