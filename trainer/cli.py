@@ -106,10 +106,10 @@ def cli(
 
             strategy = train.pick_strategy(config.train.strategy)
             train.train(config, run_dir, strategy, plans)
-    except (train.PeerLost, train.ClusterStopped) as stopped:
+    except (cluster.PeerLost, cluster.ClusterStopped) as stopped:
         # Every checkpoint is written. TensorFlow's own shutdown would wait on the other workers (8-60 s
         # measured) and then print their heartbeats failing.
-        if isinstance(stopped, train.PeerLost):
+        if isinstance(stopped, cluster.PeerLost):
             print(f"error: {stopped}", file=sys.stderr)
         sys.stdout.flush()
         sys.stderr.flush()

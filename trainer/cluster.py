@@ -18,6 +18,8 @@ import threading
 import time
 from typing import IO
 
+from infer.errors import UserError
+
 GRACE = 60  # seconds the other workers get to end by themselves once one has failed
 # What a worker exits with when it stopped for something a restart cures (a preemption, a lost peer): TFJob's
 # `restartPolicy: ExitCode` retries codes >= 128, and 143 is SIGTERM's own (128 + 15).
@@ -98,3 +100,19 @@ def _wait(processes: list[subprocess.Popen]) -> None:
                           flush=True)
                     process.kill()
         time.sleep(0.2)
+
+
+class ClusterStopped(Exception):  # noqa: N818 (not an error: the cluster stopped as asked)
+    """Every worker has its checkpoint of the same step: end the process now, with `code`."""
+
+    code = RESTART
+
+
+class PeerLost(UserError):
+    """Another worker died or stopped answering: this one can't go on, and a restart of the job resumes."""
+
+    code = RESTART
+
+    def __init__(self, peer: str, step: int, checkpoint: str | None):
+        resume = f"resume from step {checkpoint.rsplit('-', 1)[1]}" if checkpoint else "start again"
+        super().__init__(f"{peer} stopped responding at step {step}; restart the job to {resume}")

@@ -272,12 +272,6 @@ def _quiet_watcher(hook):
     return excepthook
 
 
-class ClusterStopped(Exception):  # noqa: N818 (not an error: the cluster stopped as asked)
-    """Every worker has its checkpoint of the same step: end the process now, with `code`."""
-
-    code = cluster.RESTART
-
-
 def barrier(strategy: tf.distribute.Strategy) -> None:
     """Wait until every worker gets here, each with its checkpoint written; a worker already gone is no loss."""
     def one() -> tf.Tensor:
@@ -289,16 +283,6 @@ def barrier(strategy: tf.distribute.Strategy) -> None:
 
     with contextlib.suppress(tf.errors.OpError):
         everyone()
-
-
-class PeerLost(UserError):
-    """Another worker died or stopped answering: this one can't go on, and a restart of the job resumes."""
-
-    code = cluster.RESTART
-
-    def __init__(self, peer: str, step: int, checkpoint: str | None):
-        resume = f"resume from step {checkpoint.rsplit('-', 1)[1]}" if checkpoint else "start again"
-        super().__init__(f"{peer} stopped responding at step {step}; restart the job to {resume}")
 
 
 def lost_peer(error: tf.errors.OpError, strategy: tf.distribute.Strategy) -> str:
@@ -457,11 +441,11 @@ def _train(config: Config, run_dir: Path, strategy: tf.distribute.Strategy, plan
         barrier(strategy)
         print(f"stopped at step {step} with the whole cluster; checkpoint saved in {run_dir / 'checkpoints'}.\n"
               f"resume: run the same command on every worker again", flush=True)
-        raise ClusterStopped from None
+        raise cluster.ClusterStopped from None
     except tf.errors.OpError as error:
         if not preempted:
             raise
-        raise PeerLost(lost_peer(error, strategy), step + 1, trainer.latest.latest_checkpoint) from None
+        raise cluster.PeerLost(lost_peer(error, strategy), step + 1, trainer.latest.latest_checkpoint) from None
     finally:
         progress.close()
         stop.restore()
