@@ -170,7 +170,7 @@ def test_a_preempted_cluster_saves_one_step_everywhere_exits_143_and_resumes_the
     def weights(where):
         prefix = tf.train.latest_checkpoint(str(where / "checkpoints"))
         return {name: tf.train.load_variable(prefix, name) for name, _ in tf.train.list_variables(prefix)
-                if name.startswith("generator/")}
+                if name.startswith("gen_opt/_trainable_variables/")}  # the generator, through its optimizer
 
     mine, theirs = weights(run), weights(other)
-    assert mine.keys() == theirs.keys() and all(np.array_equal(mine[k], theirs[k]) for k in mine)
+    assert mine and mine.keys() == theirs.keys() and all(np.array_equal(mine[k], theirs[k]) for k in mine)
