@@ -23,11 +23,14 @@ from rich.table import Table
 
 import trainer.quiet  # noqa: F401  (TensorFlow's log settings, before anything imports it)
 from infer.config import apply, resolve
+from infer.errors import write_text_atomic
 from infer.video import VideoWriter
 
 ROOT = Path(__file__).resolve().parent.parent
 CLIP = ROOT / "assets" / "big_buck_bunny_0_30.webm"
 RESULTS = ROOT / "bench" / "results.json"
+# The speed sections time pix2pix's pairs (one frame in, the next out), not the unroll's longer windows.
+PAIRS = {"train": {"unroll": 0}}
 
 
 def timed(work) -> float:
@@ -48,7 +51,7 @@ def pipeline() -> dict:
             container.streams.video[0].thread_type = "AUTO"
             return sum(1 for frame in container.decode(video=0) if frame.to_ndarray(format="rgb24") is not None)
 
-    config = resolve("pix2pix", None, {"data": {"videos": (str(CLIP),), "stride": 6, "hop": 1}})
+    config = resolve("pix2pix", None, {**PAIRS, "data": {"videos": (str(CLIP),), "stride": 6, "hop": 1}})
     plans = plan(config)
     pairs = len(plans[0].splits["train"].starts)
     raws, firsts, cacheds = [], [], []
@@ -72,7 +75,8 @@ from infer.config import resolve
 from trainer import data
 from trainer.plan import plan
 from bench.rss import peak_rss_mb
-config = resolve("pix2pix", None, {"data": {"videos": (sys.argv[1],), "stride": 50, "hop": 1}})
+from bench.run import PAIRS
+config = resolve("pix2pix", None, {**PAIRS, "data": {"videos": (sys.argv[1],), "stride": 50, "hop": 1}})
 with tempfile.TemporaryDirectory() as cache:  # the first epoch as training runs it: decoded, cached to a file
     pairs = sum(1 for _ in data.split_dataset(config, plan(config), "train", Path(cache)).batch(64))
 print(pairs, peak_rss_mb())
@@ -121,7 +125,7 @@ def training(steps: int = 5, rounds: int = 3) -> dict:
         loops = {}
         for xla in (False, True):
             config = resolve("pix2pix", None, {"data": {"videos": (str(CLIP),), "stride": 6, "hop": 1},
-                                               "train": {"xla": xla, "precision": "float32"}})
+                                               "train": {**PAIRS["train"], "xla": xla, "precision": "float32"}})
             plans = plan(config)
             windows = data.split_dataset(config, plans, "train", Path(run_dir) / "cache")
             trainer = Trainer(config, Path(run_dir) / f"xla{xla}", tf.distribute.get_strategy(), "float32")
@@ -151,7 +155,9 @@ TECHNIQUES = {"residual": {"model": {"residual": True}}, "noise_0.05": {"train":
               "unroll_2": {"train": {"unroll": 2}}, "unroll_2_grad": {"train": {"unroll": 2, "unroll_grad": True}},
               "context_2": {"model": {"context": 2}}, "context_3": {"model": {"context": 3}},
               "upsample_resize": {"model": {"upsample": "resize"}},
-              "gradient_loss": {"train": {"gradient_weight": 10.0}}}
+              "gradient_loss": {"train": {"gradient_weight": 10.0}}, "jitter_0": {"data": {"jitter": 0.0}},
+              "unroll_4": {"train": {"unroll": 4}},
+              "jitter_0_unroll_4": {"data": {"jitter": 0.0}, "train": {"unroll": 4}}}
 
 
 def techniques(steps: int = 20, rounds: int = 3) -> dict:
@@ -268,7 +274,7 @@ def rollout(steps: int = 600) -> dict:
     figures = {}
     with tempfile.TemporaryDirectory() as tmp:
         run = Path(tmp) / "run"
-        config = resolve("pix2pix", None, {"data": {"videos": (str(CLIP),), "stride": 6, "hop": 1}})
+        config = resolve("pix2pix", None, {**PAIRS, "data": {"videos": (str(CLIP),), "stride": 6, "hop": 1}})
         open_run(run, config, plan(config))
         keras.utils.set_random_seed(0)
         generator = model.generator(config)  # untrained weights: speed does not depend on them
@@ -369,7 +375,7 @@ def workers(steps: int = 150) -> dict:
     from trainer import data
     from trainer.plan import plan, shard
 
-    config = resolve("pix2pix", None, {"data": {"videos": (str(CLIP),), "stride": 6, "hop": 1}})
+    config = resolve("pix2pix", None, {**PAIRS, "data": {"videos": (str(CLIP),), "stride": 6, "hop": 1}})
     plans = plan(config)
     figures = {}
     with tempfile.TemporaryDirectory() as cache:
@@ -385,7 +391,7 @@ def workers(steps: int = 150) -> dict:
     rates = {}
     with tempfile.TemporaryDirectory() as runs:
         base = [sys.executable, "-m", "trainer.cli", str(CLIP), "--preset", "demo", "--steps", str(steps),
-                "--batch-size", "2"]
+                "--batch-size", "2", "--unroll", str(PAIRS["train"]["unroll"])]
         for name, extra, prefix in (("one_process", [], ""), ("two_workers", ["--local-workers", "2"], "[worker 0]")):
             out = subprocess.run([*base, "--run-dir", f"{runs}/{name}", *extra], capture_output=True, text=True,
                                  cwd=ROOT, env={**os.environ, "CI": "1"})
@@ -397,8 +403,8 @@ def workers(steps: int = 150) -> dict:
         figures[f"{name}_windows_per_s"] = round(rate * 2, 2)
     figures["two_workers_vs_one_process"] = round(rates["two_workers"] / rates["one_process"], 2)
     figures["setup"] = (f"decode: bundled clip at 256x256, stride 6, hop 1, first epoch of the train split, whole vs "
-                        f"each worker's block; training: demo preset, global batch 2, {steps} steps (rate over the "
-                        "run, start-up tracing included), one process vs 2 local workers on loopback")
+                        f"each worker's block; training: demo preset on pairs, global batch 2, {steps} steps (rate "
+                        "over the run, start-up tracing included), one process vs 2 local workers on loopback")
     return figures
 
 
@@ -415,7 +421,7 @@ def main(names: list[str]) -> None:
         print(f"bench: {name} ...", flush=True)
         results[name] = {**SECTIONS[name](), "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores",
                          "date": time.strftime("%Y-%m-%d")}
-        RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+        write_text_atomic(RESULTS, json.dumps(results, indent=2) + "\n")
     table = Table("section", "figure", "value")
     for section, figures in results.items():
         for key, value in figures.items():

@@ -111,6 +111,12 @@ def test_dry_run_prints_the_plan_as_json(barcode_video):
     assert "fewer than 20" in result.stderr
 
 
+def test_jitter_option_reaches_the_config(barcode_video):
+    result = run_cli(barcode_video, "--stride", "10", "--preset", "tiny", "--jitter", "0", "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout[result.stdout.index("{"):])["config"]["data"]["jitter"] == 0.0
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (["--stride", "200"], "has 120 frames; windows of 2 frames 200 apart need at least 201"),
     (["--splits", "0.5,0.2,0.2"], "summing to 1"),
@@ -118,6 +124,7 @@ def test_dry_run_prints_the_plan_as_json(barcode_video):
     (["--stride", "60"], "the val split has no windows"),
     (["--stride", "8", "--context", "2", "--unroll", "1"], "the val split has no windows"),
     (["--context", "0"], "context must be >= 1"),
+    (["--jitter", "-0.1"], "jitter must be >= 0"),
     (["--upsample", "bicubic"], "upsample must be one of transpose, resize"),
     (["--size", "big"], "is not HEIGHTxWIDTH"),
 ])

@@ -57,6 +57,8 @@ def cli(
     size: Annotated[str | None, typer.Option(help="Frame size HEIGHTxWIDTH.")] = None,
     fit: Annotated[str | None, typer.Option(help="squash | crop")] = None,
     splits: Annotated[str | None, typer.Option(help="train,val,test fractions in time.")] = None,
+    jitter: Annotated[float | None, typer.Option(help="Upscale windows by this much, then crop back (0: the "
+                                                 "film's own pixels).")] = None,
     mirror: Annotated[bool | None, typer.Option("--mirror/--no-mirror", help="Mirror windows (reverses motion).")]
     = None,
     context: Annotated[int | None, typer.Option(help="Frames the generator sees, `stride` apart.")] = None,
@@ -86,7 +88,7 @@ def cli(
     config = resolve(preset, config_file, {
         "data": {"videos": tuple(str(v) for v in videos), "stride": stride, "hop": hop, "fit": fit,
                  "height": frame and frame[0], "width": frame and frame[1], "splits": _splits(splits),
-                 "mirror": mirror},
+                 "jitter": jitter, "mirror": mirror},
         "model": {"context": context, "residual": residual, "upsample": upsample},
         "train": {"steps": steps, "batch_size": batch_size, "precision": precision, "strategy": strategy,
                   "xla": xla, "seed": seed, "deterministic": deterministic, "noise": noise, "unroll": unroll,
