@@ -1,14 +1,16 @@
 """`make quality`: compare training settings on equal terms, by how long their continuations stay a film.
 
     python -m bench.quality [--config FILE.toml ...] [--grid train.l1_weight=10,100 ...] [--seeds 3]
-                            [--videos bundled,window] [--runs runs/quality] [--out bench/quality.json]
+                            [--videos bundled,window] [--checkpoint best|latest] [--runs runs/quality]
+                            [--out bench/quality.json]
 
 Every config (today's defaults first, then each TOML file, then each point of the grid) is trained with the
 `quality` preset's budget on each video with each seed, exported, and judged by `epilogue-eval` from the
 test split: the bundled clip (its future ends with the clip), and the procedural window scene, whose long
 render gives the true future for all 600 steps. Nothing is picked: every seed counts, and the table shows
 the mean with the spread [min, max] over seeds. Finished runs, exports and evaluations are reused, so an
-interrupted comparison picks up where it stopped.
+interrupted comparison picks up where it stopped. `--checkpoint latest` judges the same runs' last checkpoints
+instead of their best (lowest one-step validation L1), as rows named `CONFIG@latest`.
 """
 
 from __future__ import annotations
@@ -115,7 +117,7 @@ def config_for(setting: Setting, video: Video, seed: int) -> Config:
     return apply(values, {"data": {"videos": (str(video.train),)}, "train": {"seed": seed}}).validate()
 
 
-def run_one(config: Config, video: Video, run_dir: Path) -> dict:
+def run_one(config: Config, video: Video, run_dir: Path, checkpoint: str = "best") -> dict:
     """Train, export and evaluate one run; each stage is skipped when its result is already there."""
     import keras
 
@@ -123,13 +125,14 @@ def run_one(config: Config, video: Video, run_dir: Path) -> dict:
     from infer.evaluate import evaluate
     from trainer.train import train
 
-    model = run_dir / "export" / "generator.onnx"
-    report = run_dir / "eval" / "eval.json"
+    suffix = "" if checkpoint == "best" else f"-{checkpoint}"
+    model = run_dir / f"export{suffix}" / "generator.onnx"
+    report = run_dir / f"eval{suffix}" / "eval.json"
     if not (run_dir / "metrics.json").exists():
         train(config, run_dir)
         keras.backend.clear_session()
     if not model.exists():
-        export(run_dir)
+        export(run_dir, checkpoint, model)
     if not report.exists():
         evaluate(model, video.judge, start=video.start, long=LONG, out=report.parent)
     return json.loads(report.read_text())
@@ -207,29 +210,32 @@ def montage(strips: list[tuple[str, Path]], path: Path) -> None:
 
 
 def compare(config_files: list[Path], grid: list[str], seeds: int, video_names: list[str], runs: Path,
-            out: Path) -> dict:
+            out: Path, checkpoint: str = "best") -> dict:
     chosen = settings(config_files, grid)
+    label = {s.name: s.name if checkpoint == "best" else f"{s.name}@{checkpoint}" for s in chosen}
     films = videos(video_names, runs / "media")
     plan = [(s, v, seed) for s in chosen for v in films for seed in range(seeds)]
     print(f"quality: {len(chosen)} config(s) x {len(films)} video(s) x {seeds} seed(s) = {len(plan)} runs "
-          f"with the {PRESET} preset; runs in {runs}", flush=True)
+          f"with the {PRESET} preset, judged at their {checkpoint} checkpoint; runs in {runs}", flush=True)
     reports: dict[str, dict[str, list[tuple[int, dict]]]] = {}
     for number, (setting, video, seed) in enumerate(plan, start=1):
         run_dir = runs / _slug(setting.name) / video.name / f"seed-{seed}"
         print(f"\nquality: run {number}/{len(plan)}: {setting.name} on {video.name}, seed {seed} ({run_dir})",
               flush=True)
-        report = run_one(config_for(setting, video, seed), video, run_dir)
-        reports.setdefault(setting.name, {}).setdefault(video.name, []).append((seed, report))
+        report = run_one(config_for(setting, video, seed), video, run_dir, checkpoint)
+        reports.setdefault(label[setting.name], {}).setdefault(video.name, []).append((seed, report))
 
     results, pictures = {}, {}
-    for name, by_video in reports.items():
+    evals = "eval" if checkpoint == "best" else f"eval-{checkpoint}"
+    for setting in chosen:
+        name, by_video = label[setting.name], reports[label[setting.name]]
         results[name] = {video: aggregate([figures(r) for _, r in runs_]) for video, runs_ in by_video.items()}
         picture = out.parent / "quality" / f"{_slug(name)}.png"
-        montage([(f"{name}, {video}, seed {seed}", runs / _slug(name) / video / f"seed-{seed}" / "eval" / "long.png")
-                 for video, runs_ in by_video.items() for seed, _ in runs_], picture)
+        montage([(f"{name}, {video}, seed {seed}", runs / _slug(setting.name) / video / f"seed-{seed}" / evals /
+                  "long.png") for video, runs_ in by_video.items() for seed, _ in runs_], picture)
         pictures[name] = str(picture.relative_to(ROOT) if picture.is_relative_to(ROOT) else picture)
     record = merged(out, {
-        "settings": {s.name: s.overrides for s in chosen}, "results": results, "montages": pictures,
+        "settings": {label[s.name]: s.overrides for s in chosen}, "results": results, "montages": pictures,
         "runs": {name: {video: [{"seed": seed, **figures(r)} for seed, r in runs_] for video, runs_ in by_video.items()}
                  for name, by_video in reports.items()},
     }, seeds)
@@ -253,7 +259,7 @@ def merged(out: Path, new: dict[str, dict], seeds: int) -> dict:
 
 
 def _slug(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_.=" else "_" for c in name)
+    return "".join(c if c.isalnum() or c in "-_.=@" else "_" for c in name)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -262,12 +268,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--grid", action="append", default=[], help="SECTION.FIELD=V1,V2 (repeatable).")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--videos", default="bundled,window", help="bundled, window, or both.")
+    parser.add_argument("--checkpoint", choices=("best", "latest"), default="best",
+                        help="Judge each run's best checkpoint (lowest one-step validation L1) or its last.")
     parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "quality")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "quality.json")
     args = parser.parse_args(argv)
     if args.seeds < 1:
         raise UserError(f"--seeds must be >= 1 (got {args.seeds})")
-    compare(args.config, args.grid, args.seeds, [v for v in args.videos.split(",") if v], args.runs, args.out)
+    compare(args.config, args.grid, args.seeds, [v for v in args.videos.split(",") if v], args.runs, args.out,
+            args.checkpoint)
 
 
 if __name__ == "__main__":
