@@ -18,7 +18,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from trainer.model import AddToFrame
+from trainer.model import AddToFrame, KeepOrRedraw
 
 
 class NoWriter(ValueError):
@@ -40,7 +40,9 @@ class Graph:
         return output
 
     def weight(self, array: np.ndarray, name: str) -> str:
-        self.weights.append(numpy_helper.from_array(np.ascontiguousarray(array, np.float32), name))
+        """Floats as float32 (whatever the training precision); integers (sizes, axes) as int64."""
+        dtype = np.int64 if np.issubdtype(np.asarray(array).dtype, np.integer) else np.float32
+        self.weights.append(numpy_helper.from_array(np.ascontiguousarray(array, dtype), name))
         return name
 
 
@@ -144,6 +146,20 @@ def _add_to_frame(graph: Graph, layer: AddToFrame, inputs: list[str]) -> str:
     return graph.node("Clip", [total, low, high], layer.name)
 
 
+def _keep_or_redraw(graph: Graph, layer: KeepOrRedraw, inputs: list[str]) -> str:
+    """The mask head: keep * frame + (1 - keep) * drawn, with drawn = tanh(channels 0-2), keep = sigmoid(channel 3),
+    written as drawn + keep * (frame - drawn)."""
+    raw, frame = inputs
+    sizes = graph.weight(np.array([3, 1], np.int64), f"{layer.name}/sizes")
+    graph.nodes.append(helper.make_node("Split", [raw, sizes], [f"{layer.name}/colour", f"{layer.name}/logit"],
+                                        name=f"{layer.name}/split", axis=1))
+    drawn = graph.node("Tanh", [f"{layer.name}/colour"], f"{layer.name}/drawn")
+    keep = graph.node("Sigmoid", [f"{layer.name}/logit"], f"{layer.name}/keep")
+    kept = graph.node("Mul", [keep, graph.node("Sub", [frame, drawn], f"{layer.name}/difference")],
+                      f"{layer.name}/kept")
+    return graph.node("Add", [drawn, kept], layer.name)
+
+
 def _identity(graph: Graph, layer: keras.layers.Layer, inputs: list[str]) -> str:
     """Dropout: nothing at inference."""
     return inputs[0]
@@ -154,6 +170,7 @@ WRITERS: dict[type, Callable[[Graph, keras.layers.Layer, list[str]], str]] = {
     keras.layers.GroupNormalization: _instance_norm, keras.layers.LeakyReLU: _leaky_relu,
     keras.layers.ReLU: _relu, keras.layers.Concatenate: _concatenate, keras.layers.Activation: _activation,
     keras.layers.Dropout: _identity, keras.layers.UpSampling2D: _upsample, AddToFrame: _add_to_frame,
+    KeepOrRedraw: _keep_or_redraw,
 }
 
 

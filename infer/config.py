@@ -44,6 +44,7 @@ class ModelConfig:
     dropout: float = 0.5  # in the first three up blocks, training only
     context: int = 1  # frames the generator sees, `stride` apart, oldest to newest; 1 is plain pix2pix
     residual: bool = False  # predict a change added to the newest context frame (kept in [-1, 1])
+    mask: bool = False  # also draw a mask that keeps the newest context frame's pixels where it is 1
     upsample: str = "transpose"  # transpose: 4x4 transposed convolutions; resize: nearest 2x, then a 3x3 convolution
 
 
@@ -135,6 +136,8 @@ class Config:
         if m.context < 1 or t.unroll < 0 or t.noise < 0 or t.gradient_weight < 0 or not 0 < t.unroll_ramp <= 1:
             raise UserError(f"context must be >= 1, unroll, noise and gradient_weight >= 0 and unroll_ramp in (0, 1] "
                             f"(got {m.context}, {t.unroll}, {t.noise}, {t.gradient_weight}, {t.unroll_ramp})")
+        if m.residual and m.mask:
+            raise UserError("residual and mask are two heads for the same output; choose one")
         if m.upsample not in UPSAMPLES:
             raise UserError(f"upsample must be one of {', '.join(UPSAMPLES)} (got {m.upsample!r})")
         if t.precision not in PRECISIONS:

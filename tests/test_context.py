@@ -1,5 +1,5 @@
-"""Windows beyond the pair: context frames, training on its own outputs, conditioning noise, the residual head
-and resize upsampling, through train, export, rollout and evaluation."""
+"""Windows beyond the pair: context frames, training on its own outputs, conditioning noise, the residual and
+mask heads and resize upsampling, through train, export, rollout and evaluation."""
 
 import json
 
@@ -17,7 +17,7 @@ from infer.video import read_frames, read_image
 
 OPTIONS = {  # (context, unroll): the rest of the techniques spread over the cases
     (3, 2): {"model": {"residual": True, "upsample": "resize"}, "train": {"noise": 0.05}},
-    (2, 0): {},
+    (2, 0): {"model": {"mask": True}},
     (1, 2): {"train": {"unroll_grad": True, "gradient_weight": 10.0}},
 }
 

@@ -100,8 +100,9 @@ def test_a_mixed_precision_run_trains_logs_its_loss_scale_and_exports_as_float32
     assert not any(init.data_type == onnx.TensorProto.FLOAT16 for init in proto.graph.initializer)
 
 
-@pytest.mark.parametrize(("context", "residual", "upsample"), [(1, False, "transpose"), (3, True, "resize")])
-def test_the_graph_is_channels_first_with_fused_instance_norm_and_matches_keras_at_any_batch(context, residual,
+@pytest.mark.parametrize(("context", "head", "upsample"), [(1, None, "transpose"), (3, "residual", "resize"),
+                                                           (2, "mask", "transpose")])
+def test_the_graph_is_channels_first_with_fused_instance_norm_and_matches_keras_at_any_batch(context, head,
                                                                                            upsample):
     import keras
     import numpy as np
@@ -113,7 +114,8 @@ def test_the_graph_is_channels_first_with_fused_instance_norm_and_matches_keras_
     from trainer import model
 
     config = resolve("tiny", None, {"data": {"height": 64, "width": 128},
-                                    "model": {"context": context, "residual": residual, "upsample": upsample}})
+                                    "model": {"context": context, "residual": head == "residual",
+                                              "mask": head == "mask", "upsample": upsample}})
     generator = model.generator(config)
     proto = to_onnx(generator, "next_frame", 17)
     ops = [node.op_type for node in proto.graph.node]
@@ -122,12 +124,27 @@ def test_the_graph_is_channels_first_with_fused_instance_norm_and_matches_keras_
     assert proto.ir_version == 8  # the oldest opset 17 allows: older ONNX Runtime builds load it
     norms = sum(isinstance(layer, keras.layers.GroupNormalization) for layer in generator.layers)
     assert ops.count("InstanceNormalization") == norms and "Dropout" not in ops
-    assert ("Clip" in ops) == residual and ("ConvTranspose" in ops) == (upsample == "transpose")
+    assert ("Clip" in ops) == (head == "residual") and ("ConvTranspose" in ops) == (upsample == "transpose")
+    assert ("Sigmoid" in ops) == (head == "mask")
     session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
     frames = list(np.random.default_rng(0).uniform(-1, 1, (context, 3, 64, 128, 3)).astype(np.float32))
     onnx_out = session.run(None, dict(zip(input_names(context), frames, strict=True)))[0]
     assert onnx_out.shape == (3, 64, 128, 3)
     assert np.abs(onnx_out - generator(frames, training=False).numpy()).max() < 1e-5
+
+
+def test_the_mask_head_keeps_the_frame_exactly_where_the_mask_is_one_and_draws_where_it_is_zero():
+    import numpy as np
+
+    from trainer.model import KeepOrRedraw
+
+    frame = np.random.default_rng(0).uniform(-1, 1, (1, 4, 4, 3)).astype(np.float32)
+    colour = np.full((1, 4, 4, 3), 0.5, np.float32)
+    logit = np.where(np.arange(4)[None, :, None, None] < 2, 50.0, -50.0) * np.ones((1, 4, 4, 1))  # keep the top rows
+    logit = logit.astype(np.float32)
+    out = KeepOrRedraw()([np.concatenate([colour, logit], -1), frame]).numpy()
+    assert np.array_equal(out[:, :2], frame[:, :2])
+    assert np.allclose(out[:, 2:], np.tanh(0.5), atol=1e-6)
 
 
 def test_same_padding_on_odd_sizes_matches_keras():

@@ -64,6 +64,8 @@ def cli(
     context: Annotated[int | None, typer.Option(help="Frames the generator sees, `stride` apart.")] = None,
     residual: Annotated[bool | None, typer.Option("--residual/--no-residual", help="Predict a change to the "
                                                   "newest frame.")] = None,
+    mask: Annotated[bool | None, typer.Option("--mask/--no-mask", help="Also draw a mask that keeps the newest "
+                                              "frame's pixels where it is 1.")] = None,
     upsample: Annotated[str | None, typer.Option(help="transpose | resize")] = None,
     noise: Annotated[float | None, typer.Option(help="Max std of conditioning noise on inputs, [-1, 1] units.")]
     = None,
@@ -89,7 +91,7 @@ def cli(
         "data": {"videos": tuple(str(v) for v in videos), "stride": stride, "hop": hop, "fit": fit,
                  "height": frame and frame[0], "width": frame and frame[1], "splits": _splits(splits),
                  "jitter": jitter, "mirror": mirror},
-        "model": {"context": context, "residual": residual, "upsample": upsample},
+        "model": {"context": context, "residual": residual, "mask": mask, "upsample": upsample},
         "train": {"steps": steps, "batch_size": batch_size, "precision": precision, "strategy": strategy,
                   "xla": xla, "seed": seed, "deterministic": deterministic, "noise": noise, "unroll": unroll,
                   "unroll_grad": unroll_grad, "l1_weight": l1_weight, "gradient_weight": gradient_weight},

@@ -26,6 +26,18 @@ class AddToFrame(layers.Layer):
         return keras.ops.clip(frame + change, -1.0, 1.0)
 
 
+@keras.saving.register_keras_serializable(package="epilogue")
+class KeepOrRedraw(layers.Layer):
+    """The mask head: from four channels, a drawn frame (tanh) and a mask (sigmoid) that keeps the newest
+    context frame where it is 1. Unlike the residual head's added change, which piles up over a rollout,
+    a kept pixel is exact and a redrawn one is fresh: an error is carried over at most in part and fades."""
+
+    def call(self, inputs):
+        raw, frame = inputs
+        drawn, keep = keras.ops.tanh(raw[..., :3]), keras.ops.sigmoid(raw[..., 3:])
+        return keep * frame + (1.0 - keep) * drawn
+
+
 def _init() -> keras.initializers.Initializer:
     """N(0, 0.02) as in pix2pix, a new one per layer: a Keras 3 initializer without a seed object draws the
     same values on every call, so one shared instance would start every same-shaped layer identical."""
@@ -78,7 +90,10 @@ def generator(config: Config) -> keras.Model:
             x = layers.Dropout(config.model.dropout, name=f"up{i}_dropout")(x)
         x = layers.ReLU(name=f"up{i}_act")(x)
         x = layers.Concatenate(name=f"up{i}_skip")([x, skips[level]])
-    x = _up(x, 3, config, "out", bias=True)
+    x = _up(x, 4 if config.model.mask else 3, config, "out", bias=True)
+    if config.model.mask:
+        next_frame = KeepOrRedraw(dtype="float32", name="next_frame")([x, frames[-1]])
+        return keras.Model(frames, next_frame, name="generator")
     if not config.model.residual:
         next_frame = layers.Activation("tanh", dtype="float32", name="next_frame")(x)  # float32 under mixed precision
         return keras.Model(frames, next_frame, name="generator")
