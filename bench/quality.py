@@ -247,15 +247,25 @@ def compare(config_files: list[Path], grid: list[str], seeds: int, video_names: 
 def merged(out: Path, new: dict[str, dict], seeds: int) -> dict:
     """This comparison's configs over those already in `out` from earlier ones with the same budget: results
     gather across sessions, and a config measured again replaces its old figures."""
-    budget = resolve(PRESET, None, {}).to_dict()
+    budget = json.loads(json.dumps(resolve(PRESET, None, {}).to_dict()))
     old = json.loads(out.read_text()) if out.exists() else {}
-    if old.get("budget") != json.loads(json.dumps(budget)) or old.get("seeds") != seeds:
+    # An option added since those runs reads as its default, which is what they were trained with.
+    if "budget" not in old or _as_today(old["budget"]) != budget or old.get("seeds") != seeds:
         old = {}
     record = {"preset": PRESET, "budget": budget, "seeds": seeds, "long_steps": LONG}
     for key, values in new.items():
         record[key] = {**old.get(key, {}), **values}
     record["table"] = table(record["results"], seeds)
     return record
+
+
+def _as_today(budget: dict[str, Any]) -> dict[str, Any]:
+    """A recorded budget with every field added since at its default; a budget naming a field that no
+    longer exists is not today's."""
+    try:
+        return json.loads(json.dumps(Config.from_dict(budget).to_dict()))
+    except UserError:
+        return {}
 
 
 def _slug(name: str) -> str:

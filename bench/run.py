@@ -157,7 +157,8 @@ TECHNIQUES = {"residual": {"model": {"residual": True}}, "noise_0.05": {"train":
               "upsample_resize": {"model": {"upsample": "resize"}},
               "gradient_loss": {"train": {"gradient_weight": 10.0}}, "jitter_0": {"data": {"jitter": 0.0}},
               "unroll_4": {"train": {"unroll": 4}},
-              "jitter_0_unroll_4": {"data": {"jitter": 0.0}, "train": {"unroll": 4}}}
+              "jitter_0_unroll_4": {"data": {"jitter": 0.0}, "train": {"unroll": 4}}, "mask": {"model": {"mask": True}},
+              "jitter_0_unroll_4_mask": {"data": {"jitter": 0.0}, "model": {"mask": True}, "train": {"unroll": 4}}}
 
 
 def techniques(steps: int = 20, rounds: int = 3) -> dict:

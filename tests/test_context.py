@@ -50,6 +50,9 @@ def test_other_windows_train_and_export_with_parity(square_video, tmp_path, cont
     assert [i.name for i in session.get_inputs()] == input_names(context)
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["step"] == 6 and np.isfinite(metrics["val"]["l1"])
+    columns = 4 if OPTIONS[(context, unroll)].get("model", {}).get("mask") else 3  # the mask head shows its mask
+    samples = read_image(tmp_path / "run" / "samples" / "step_000006.png")
+    assert samples.shape[1] == columns * (64 + 4) + 4
 
 
 def test_the_ring_feeds_step_k_the_outputs_of_steps_k_1_to_k_3_exactly(context_model, square_video, tmp_path):

@@ -55,3 +55,14 @@ def test_results_gather_across_comparisons_with_the_same_budget(tmp_path):
     assert list(second["results"]) == ["defaults", "unroll"]
     assert "| unroll | window |" in second["table"] and "| defaults | window |" in second["table"]
     assert list(merged(out, {"results": {"x": {}}}, 1)["results"]) == ["x"]  # another seed count starts afresh
+
+
+def test_an_option_added_since_keeps_the_results_and_a_changed_budget_drops_them(tmp_path):
+    out = tmp_path / "quality.json"
+    first = merged(out, {"results": {"defaults": {"window": aggregate([run(5, "blurs", 2.0)])}}}, 3)
+    del first["budget"]["model"]["mask"]  # recorded before the mask head existed: trained without it
+    out.write_text(json.dumps(first))
+    assert list(merged(out, {"results": {"mask": {}}}, 3)["results"]) == ["defaults", "mask"]
+    first["budget"]["train"]["steps"] = 1000  # another budget: not comparable
+    out.write_text(json.dumps(first))
+    assert list(merged(out, {"results": {"mask": {}}}, 3)["results"]) == ["mask"]

@@ -10,6 +10,7 @@ import tensorflow as tf
 
 from infer.pictures import grid, save_gif, save_png
 from infer.roll import roll
+from trainer.model import KeepOrRedraw
 
 
 def context_of(generator: keras.Model) -> int:
@@ -44,13 +45,28 @@ def rollout(generator: keras.Model, context: np.ndarray, steps: int) -> list[np.
     return [context[-1], *roll(step, list(context), steps)]
 
 
+def kept(generator: keras.Model, inputs: list[np.ndarray]) -> np.ndarray | None:
+    """The mask head's mask as grey frames in [-1, 1] (white: the newest frame kept, black: redrawn), or None
+    without one: whether it redraws what moves or freezes everything shows here first."""
+    head = generator.get_layer("next_frame")
+    if not isinstance(head, KeepOrRedraw):
+        return None
+    raw = keras.Model(generator.inputs, head.input[0])(inputs, training=False)
+    return np.repeat(keras.ops.convert_to_numpy(keras.ops.sigmoid(raw[..., 3:])), 3, axis=-1) * 2.0 - 1.0
+
+
 def draw(generator: keras.Model, samples: np.ndarray, preview_start: np.ndarray, preview_steps: int, run_dir: Path,
          step: int, fps: float) -> dict[str, np.ndarray]:
-    """samples/step_N.png (newest input | target | prediction) and previews/step_N.gif (a short rollout)."""
+    """samples/step_N.png (newest input | target | prediction, and what the mask head kept) and
+    previews/step_N.gif (a short rollout)."""
     k = context_of(generator)
-    predictions = generator([samples[:, j] for j in range(k)], training=False).numpy()
-    picture = grid([[w[k - 1], w[k], p] for w, p in zip(samples, predictions, strict=True)],
-                   labels=("input", "target", "prediction"))
+    inputs = [samples[:, j] for j in range(k)]
+    predictions = generator(inputs, training=False).numpy()
+    rows = [[w[k - 1], w[k], p] for w, p in zip(samples, predictions, strict=True)]
+    labels = ("input", "target", "prediction")
+    if (masks := kept(generator, inputs)) is not None:
+        rows, labels = [[*row, m] for row, m in zip(rows, masks, strict=True)], (*labels, "kept")
+    picture = grid(rows, labels=labels)
     save_png(run_dir / "samples" / f"step_{step:06d}.png", picture)
     frames = rollout(generator, preview_start, preview_steps)
     save_gif(run_dir / "previews" / f"step_{step:06d}.gif", frames, fps)
