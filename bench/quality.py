@@ -30,7 +30,7 @@ from PIL import Image, ImageDraw
 
 import trainer.quiet  # noqa: F401  (TensorFlow's log settings, before anything imports it)
 from bench import scenes
-from infer.config import Config, apply, resolve
+from infer.config import Config, apply, as_today, resolve
 from infer.errors import UserError, exit_on_user_error, write_text_atomic
 from infer.pictures import save_png
 
@@ -249,8 +249,7 @@ def merged(out: Path, new: dict[str, dict], seeds: int) -> dict:
     gather across sessions, and a config measured again replaces its old figures."""
     budget = json.loads(json.dumps(resolve(PRESET, None, {}).to_dict()))
     old = json.loads(out.read_text()) if out.exists() else {}
-    # An option added since those runs reads as its default, which is what they were trained with.
-    if "budget" not in old or _as_today(old["budget"]) != budget or old.get("seeds") != seeds:
+    if "budget" not in old or _recorded(old["budget"]) != budget or old.get("seeds") != seeds:
         old = {}
     record = {"preset": PRESET, "budget": budget, "seeds": seeds, "long_steps": LONG}
     for key, values in new.items():
@@ -259,11 +258,10 @@ def merged(out: Path, new: dict[str, dict], seeds: int) -> dict:
     return record
 
 
-def _as_today(budget: dict[str, Any]) -> dict[str, Any]:
-    """A recorded budget with every field added since at its default; a budget naming a field that no
-    longer exists is not today's."""
+def _recorded(budget: dict[str, Any]) -> dict[str, Any]:
+    """A recorded budget as it reads today; one naming a field that no longer exists is not today's."""
     try:
-        return json.loads(json.dumps(Config.from_dict(budget).to_dict()))
+        return as_today(budget)
     except UserError:
         return {}
 

@@ -147,17 +147,21 @@ def _add_to_frame(graph: Graph, layer: AddToFrame, inputs: list[str]) -> str:
 
 
 def _keep_or_redraw(graph: Graph, layer: KeepOrRedraw, inputs: list[str]) -> str:
-    """The mask head: keep * frame + (1 - keep) * drawn, with drawn = tanh(channels 0-2), keep = sigmoid(channel 3),
-    written as drawn + keep * (frame - drawn)."""
+    """The mask head: keep * frame + (1 - keep) * drawn, with drawn = tanh(channels 0-2) and keep = sigmoid(channel
+    3), spelled as in Keras so that a kept pixel stays exact (also in float16). Slices, not Split: opset 10 on."""
     raw, frame = inputs
-    sizes = graph.weight(np.array([3, 1], np.int64), f"{layer.name}/sizes")
-    graph.nodes.append(helper.make_node("Split", [raw, sizes], [f"{layer.name}/colour", f"{layer.name}/logit"],
-                                        name=f"{layer.name}/split", axis=1))
-    drawn = graph.node("Tanh", [f"{layer.name}/colour"], f"{layer.name}/drawn")
-    keep = graph.node("Sigmoid", [f"{layer.name}/logit"], f"{layer.name}/keep")
-    kept = graph.node("Mul", [keep, graph.node("Sub", [frame, drawn], f"{layer.name}/difference")],
-                      f"{layer.name}/kept")
-    return graph.node("Add", [drawn, kept], layer.name)
+    name = layer.name
+
+    def channels(first: int, last: int) -> str:
+        bounds = [graph.weight(np.array([v]), f"{name}/{what}_{first}") for what, v in (("from", first), ("to", last))]
+        return graph.node("Slice", [raw, *bounds, graph.weight(np.array([1]), f"{name}/axis_{first}")],
+                          f"{name}/channels_{first}")
+
+    drawn = graph.node("Tanh", [channels(0, 3)], f"{name}/drawn")
+    keep = graph.node("Sigmoid", [channels(3, 4)], f"{name}/keep")
+    redraw = graph.node("Sub", [graph.weight(np.array(1.0), f"{name}/one"), keep], f"{name}/redraw")
+    kept = graph.node("Mul", [keep, frame], f"{name}/kept")
+    return graph.node("Add", [kept, graph.node("Mul", [redraw, drawn], f"{name}/redrawn")], name)
 
 
 def _identity(graph: Graph, layer: keras.layers.Layer, inputs: list[str]) -> str:

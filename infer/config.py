@@ -137,7 +137,8 @@ class Config:
             raise UserError(f"context must be >= 1, unroll, noise and gradient_weight >= 0 and unroll_ramp in (0, 1] "
                             f"(got {m.context}, {t.unroll}, {t.noise}, {t.gradient_weight}, {t.unroll_ramp})")
         if m.residual and m.mask:
-            raise UserError("residual and mask are two heads for the same output; choose one")
+            raise UserError("residual and mask are two heads for the same output; choose one (the demo and pix2pix "
+                            "presets use the mask: add --no-mask for --residual)")
         if m.upsample not in UPSAMPLES:
             raise UserError(f"upsample must be one of {', '.join(UPSAMPLES)} (got {m.upsample!r})")
         if t.precision not in PRECISIONS:
@@ -181,6 +182,12 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     # The paper's generator and discriminator at 256x256, trained to stay alive.
     "pix2pix": ALIVE,
 }
+
+
+def as_today(values: dict[str, Any]) -> dict[str, Any]:
+    """A recorded config as it reads today, in JSON's types: an option added since reads as its default, which
+    is what the record was made with."""
+    return json.loads(json.dumps(Config.from_dict(values).to_dict()))
 
 
 def apply(config: Config, values: dict[str, Any], where: str = "config") -> Config:

@@ -18,7 +18,7 @@ from infer.video import read_frames, read_image
 OPTIONS = {  # (context, unroll): the rest of the techniques spread over the cases
     (3, 2): {"model": {"residual": True, "upsample": "resize"}, "train": {"noise": 0.05}},
     (2, 0): {"model": {"mask": True}},
-    (1, 2): {"train": {"unroll_grad": True, "gradient_weight": 10.0}},
+    (1, 2): {"model": {"mask": True}, "train": {"unroll_grad": True, "gradient_weight": 10.0}},
 }
 
 
@@ -35,7 +35,8 @@ def train_tiny(video, run_dir, context: int, unroll: int, steps: int = 12):
 
 @pytest.fixture(scope="module")
 def context_model(square_video, tmp_path_factory):
-    """Three context frames, unroll 2, noise, residual head, resize upsampling: every technique at once."""
+    """Three context frames, unroll 2, noise, residual head, resize upsampling: every technique but the mask head
+    (the other head) at once."""
     from export.onnx_export import export
 
     return export(train_tiny(square_video, tmp_path_factory.mktemp("runs") / "k3", 3, 2))

@@ -101,7 +101,7 @@ def test_a_mixed_precision_run_trains_logs_its_loss_scale_and_exports_as_float32
 
 
 @pytest.mark.parametrize(("context", "head", "upsample"), [(1, None, "transpose"), (3, "residual", "resize"),
-                                                           (2, "mask", "transpose")])
+                                                           (1, "mask", "transpose")])
 def test_the_graph_is_channels_first_with_fused_instance_norm_and_matches_keras_at_any_batch(context, head,
                                                                                            upsample):
     import keras

@@ -127,6 +127,7 @@ def test_jitter_option_reaches_the_config(barcode_video):
     (["--jitter", "-0.1"], "jitter must be >= 0"),
     (["--upsample", "bicubic"], "upsample must be one of transpose, resize"),
     (["--residual", "--mask"], "residual and mask are two heads for the same output; choose one"),
+    (["--preset", "pix2pix", "--residual"], "add --no-mask for --residual"),
     (["--size", "big"], "is not HEIGHTxWIDTH"),
 ])
 def test_bad_plans_are_one_line_and_exit_2(barcode_video, capsys, monkeypatch, args, message):

@@ -63,6 +63,27 @@ def test_an_option_added_since_keeps_the_results_and_a_changed_budget_drops_them
     del first["budget"]["model"]["mask"]  # recorded before the mask head existed: trained without it
     out.write_text(json.dumps(first))
     assert list(merged(out, {"results": {"mask": {}}}, 3)["results"]) == ["defaults", "mask"]
+    first["budget"]["model"]["heads"] = 2  # a field that no longer exists: not today's budget
+    out.write_text(json.dumps(first))
+    assert list(merged(out, {"results": {"mask": {}}}, 3)["results"]) == ["mask"]
+    del first["budget"]["model"]["heads"]
     first["budget"]["train"]["steps"] = 1000  # another budget: not comparable
     out.write_text(json.dumps(first))
     assert list(merged(out, {"results": {"mask": {}}}, 3)["results"]) == ["mask"]
+
+
+def test_the_last_checkpoint_is_judged_from_the_same_runs_in_rows_of_its_own(tmp_path, monkeypatch):
+    import bench.quality as quality
+
+    judged, strips = [], []
+    monkeypatch.setattr(quality, "run_one", lambda config, video, run_dir, checkpoint: judged.append(
+        (run_dir, checkpoint)) or {})
+    monkeypatch.setattr(quality, "figures", lambda report: run(40, "freezes", 1.5))
+    monkeypatch.setattr(quality, "montage", lambda rows, path: strips.append((rows, path)))
+    record = quality.compare([], [], 1, ["bundled"], tmp_path / "runs", tmp_path / "quality.json", "latest")
+    assert judged == [(tmp_path / "runs" / "defaults" / "bundled" / "seed-0", "latest")]
+    assert list(record["results"]) == ["defaults@latest"] and "| defaults@latest | bundled |" in record["table"]
+    [(rows, picture)] = strips
+    assert rows == [("defaults@latest, bundled, seed 0", tmp_path / "runs" / "defaults" / "bundled" / "seed-0" /
+                     "eval-latest" / "long.png")]
+    assert picture == tmp_path / "quality" / "defaults@latest.png"

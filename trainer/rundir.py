@@ -4,7 +4,7 @@
     checkpoints/    latest checkpoints (generator, discriminator, both optimizers, step)
     best/           the checkpoint with the lowest validation L1, and best.json
     logs/           TensorBoard
-    samples/        newest input | target | prediction grids, one PNG per eval
+    samples/        newest input | target | prediction (| kept, with the mask head) grids, one PNG per eval
     previews/       a short rollout GIF per eval
     cache/          decoded windows, so later epochs never decode
     evals.jsonl     validation L1, PSNR, SSIM at every eval (step 0 is the untrained baseline)
@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from infer import __version__
-from infer.config import Config
+from infer.config import Config, as_today
 from infer.errors import UserError, check_writable_dir, warn, write_text_atomic
 from infer.video import file_sha256
 from trainer.plan import VideoPlan
@@ -93,8 +93,7 @@ def check_fits(run_dir: Path, config: Config, plans: list[VideoPlan]) -> dict | 
         return None
     saved = json.loads(path.read_text())
     wanted = json.loads(json.dumps(config.to_dict()))  # tuples become lists, as when read back
-    # An option added since the run began reads as its default, which is what the run was trained with.
-    made = json.loads(json.dumps(Config.from_dict(saved["config"]).to_dict()))
+    made = as_today(saved["config"])
     if made != wanted:
         changed = [f"{s}.{k}" for s, fields in wanted.items() for k, v in fields.items() if made[s][k] != v]
         raise UserError(f"run directory {run_dir} was made with another config (changed: {', '.join(changed)});"
