@@ -394,7 +394,8 @@ def workers(steps: int = 150) -> dict:
     rates = {}
     with tempfile.TemporaryDirectory() as runs:
         base = [sys.executable, "-m", "trainer.cli", str(CLIP), "--preset", "demo", "--steps", str(steps),
-                "--batch-size", "2", "--unroll", str(PAIRS["train"]["unroll"]), "--no-mask"]
+                "--batch-size", "2", "--unroll", str(PAIRS["train"]["unroll"]),
+                "--mask" if PAIRS["model"]["mask"] else "--no-mask"]
         for name, extra, prefix in (("one_process", [], ""), ("two_workers", ["--local-workers", "2"], "[worker 0]")):
             out = subprocess.run([*base, "--run-dir", f"{runs}/{name}", *extra], capture_output=True, text=True,
                                  cwd=ROOT, env={**os.environ, "CI": "1"})
