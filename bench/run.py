@@ -31,7 +31,7 @@ CLIP = ROOT / "assets" / "big_buck_bunny_0_30.webm"
 RESULTS = ROOT / "bench" / "results.json"
 # The speed sections time pix2pix itself: pairs (one frame in, the next out), not the unroll's longer windows,
 # and the plain head, as their recorded figures were measured.
-PAIRS = {"model": {"mask": False}, "train": {"unroll": 0}}
+PAIRS = {"model": {"head": "direct"}, "train": {"unroll": 0}}
 
 
 def timed(work) -> float:
@@ -153,14 +153,14 @@ def training(steps: int = 5, rounds: int = 3) -> dict:
     return figures
 
 
-TECHNIQUES = {"residual": {"model": {"residual": True}}, "noise_0.05": {"train": {"noise": 0.05}},
+TECHNIQUES = {"residual": {"model": {"head": "residual"}}, "noise_0.05": {"train": {"noise": 0.05}},
               "unroll_2": {"train": {"unroll": 2}}, "unroll_2_grad": {"train": {"unroll": 2, "unroll_grad": True}},
               "context_2": {"model": {"context": 2}}, "context_3": {"model": {"context": 3}},
               "upsample_resize": {"model": {"upsample": "resize"}},
               "gradient_loss": {"train": {"gradient_weight": 10.0}}, "jitter_0": {"data": {"jitter": 0.0}},
-              "unroll_4": {"train": {"unroll": 4}},
-              "jitter_0_unroll_4": {"data": {"jitter": 0.0}, "train": {"unroll": 4}}, "mask": {"model": {"mask": True}},
-              "jitter_0_unroll_4_mask": {"data": {"jitter": 0.0}, "model": {"mask": True}, "train": {"unroll": 4}}}
+              "unroll_4": {"train": {"unroll": 4}}, "mask": {"model": {"head": "mask"}},
+              "jitter_0_unroll_4": {"data": {"jitter": 0.0}, "train": {"unroll": 4}},
+              "jitter_0_unroll_4_mask": {"data": {"jitter": 0.0}, "model": {"head": "mask"}, "train": {"unroll": 4}}}
 
 
 def techniques(steps: int = 20, rounds: int = 3) -> dict:
@@ -395,7 +395,7 @@ def workers(steps: int = 150) -> dict:
     with tempfile.TemporaryDirectory() as runs:
         base = [sys.executable, "-m", "trainer.cli", str(CLIP), "--preset", "demo", "--steps", str(steps),
                 "--batch-size", "2", "--unroll", str(PAIRS["train"]["unroll"]),
-                "--mask" if PAIRS["model"]["mask"] else "--no-mask"]
+                "--head", PAIRS["model"]["head"]]
         for name, extra, prefix in (("one_process", [], ""), ("two_workers", ["--local-workers", "2"], "[worker 0]")):
             out = subprocess.run([*base, "--run-dir", f"{runs}/{name}", *extra], capture_output=True, text=True,
                                  cwd=ROOT, env={**os.environ, "CI": "1"})

@@ -42,7 +42,7 @@ def find_checkpoint(run_dir: Path, which: str) -> str:
     folder = run_dir / ("best" if which == "best" else "checkpoints")
     if which in ("best", "latest"):
         path = tf.train.latest_checkpoint(str(folder))
-        if path is None and which == "best":  # no eval ran yet: fall back to the latest one
+        if path is None and which == "best":  # no trained eval yet: fall back to the latest one
             path = tf.train.latest_checkpoint(str(run_dir / "checkpoints"))
     elif which.isdigit():
         path = str(folder / f"ckpt-{int(which)}")

@@ -20,6 +20,7 @@ PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 STRATEGIES = ("auto", "default", "mirrored", "multiworker")
 FITS = ("squash", "crop")
 UPSAMPLES = ("transpose", "resize")
+HEADS = ("direct", "residual", "mask")
 SPLIT_NAMES = ("train", "val", "test")
 
 
@@ -43,8 +44,10 @@ class ModelConfig:
     depth: int = 8  # down blocks; frame height and width must be multiples of 2**depth
     dropout: float = 0.5  # in the first three up blocks, training only
     context: int = 1  # frames the generator sees, `stride` apart, oldest to newest; 1 is plain pix2pix
-    residual: bool = False  # predict a change added to the newest context frame (kept in [-1, 1])
-    mask: bool = False  # also draw a mask that keeps the newest context frame's pixels where it is 1
+    # What the last layer's output means. direct: the next frame (pix2pix); residual: a change added to the newest
+    # context frame, kept in [-1, 1]; mask: a drawn frame and a mask that keeps the newest frame's pixels where it is 1.
+    head: str = "direct"
+    keep_init: float = 0.5  # the mask head's share of the newest frame kept everywhere before training
     upsample: str = "transpose"  # transpose: 4x4 transposed convolutions; resize: nearest 2x, then a 3x3 convolution
 
 
@@ -136,9 +139,14 @@ class Config:
         if m.context < 1 or t.unroll < 0 or t.noise < 0 or t.gradient_weight < 0 or not 0 < t.unroll_ramp <= 1:
             raise UserError(f"context must be >= 1, unroll, noise and gradient_weight >= 0 and unroll_ramp in (0, 1] "
                             f"(got {m.context}, {t.unroll}, {t.noise}, {t.gradient_weight}, {t.unroll_ramp})")
-        if m.residual and m.mask:
-            raise UserError("residual and mask are two heads for the same output; choose one (the demo and pix2pix "
-                            "presets use the mask: add --no-mask for --residual)")
+        if m.head not in HEADS:
+            raise UserError(f"head must be one of {', '.join(HEADS)} (got {m.head!r})")
+        if not 0 < m.keep_init < 1:
+            raise UserError(f"keep_init is a share of pixels kept: give a number between 0 and 1, e.g. 0.95 (got "
+                            f"{m.keep_init})")
+        if m.keep_init != 0.5 and m.head != "mask":
+            raise UserError(f"keep_init is the mask head's, and this model's head is {m.head}: add --head mask, or "
+                            f"leave keep_init at 0.5")
         if m.upsample not in UPSAMPLES:
             raise UserError(f"upsample must be one of {', '.join(UPSAMPLES)} (got {m.upsample!r})")
         if t.precision not in PRECISIONS:
@@ -156,7 +164,7 @@ class Config:
 # made every training target softer; training on up to 4 of its own steps; and the mask head, which keeps what
 # stands still exactly. The dataclass defaults stay pix2pix's own training, which the `tiny` and `quality`
 # presets keep: tests and the yardstick's baseline.
-ALIVE: dict[str, dict[str, Any]] = {"data": {"jitter": 0.0}, "model": {"mask": True}, "train": {"unroll": 4}}
+ALIVE: dict[str, dict[str, Any]] = {"data": {"jitter": 0.0}, "model": {"head": "mask"}, "train": {"unroll": 4}}
 
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     # Seconds on a CPU: for tests.
@@ -190,6 +198,22 @@ def as_today(values: dict[str, Any]) -> dict[str, Any]:
     return json.loads(json.dumps(Config.from_dict(values).to_dict()))
 
 
+def _heads_as_today(model: dict[str, Any], head: str, where: str) -> dict[str, Any]:
+    """Before `head`, the head was two switches, `residual` and `mask`: run directories, config files and `make
+    quality` records made then read as today's field. A switch turned off ends only its own head (`head` is the
+    one in force so far, e.g. a preset's)."""
+    switches = {k: model[k] for k in ("residual", "mask") if k in model}
+    if not switches:
+        return model
+    if "head" in model or all(switches.get(k) for k in ("residual", "mask")):
+        raise UserError(f"{where}: residual and mask are the old spelling of head, and they say two things here; "
+                        f"give only head (direct, residual or mask)")
+    model = {k: v for k, v in model.items() if k not in switches}
+    on = [name for name, value in switches.items() if value]
+    model["head"] = on[0] if on else "direct" if head in switches else head
+    return model
+
+
 def apply(config: Config, values: dict[str, Any], where: str = "config") -> Config:
     """A copy of `config` with `values` ({section: {field: value}}) applied; unknown keys are errors."""
     sections = {f.name: f for f in dataclasses.fields(config)}
@@ -197,6 +221,8 @@ def apply(config: Config, values: dict[str, Any], where: str = "config") -> Conf
     for name, fields_ in values.items():
         if name not in sections or not isinstance(fields_, dict):
             raise UserError(f"{where}: unknown section {name!r}; expected one of {', '.join(sections)}")
+        if name == "model":
+            fields_ = _heads_as_today(fields_, config.model.head, where)
         section = getattr(config, name)
         known = {f.name: f for f in dataclasses.fields(section)}
         for key in fields_:

@@ -64,7 +64,8 @@ def test_mirrored_over_two_cpus_matches_one_device_on_the_same_global_batch(squa
         from trainer import data
         from trainer.plan import plan
         from trainer.train import Trainer
-        config = resolve("tiny", None, {{"data": {{"videos": ({str(square_video)!r},)}}, "model": {{"dropout": 0.0}},
+        config = resolve("tiny", None, {{"data": {{"videos": ({str(square_video)!r},)}},
+                                         "model": {{"dropout": 0.0, "head": "mask", "keep_init": 0.9}},
                                          "train": {{"batch_size": 2}}}})
         plans = plan(config)
         windows = data.split_dataset(config, plans, "train", Path({str(tmp_path / "cache")!r}))

@@ -16,9 +16,9 @@ from infer.rollout import rollout
 from infer.video import read_frames, read_image
 
 OPTIONS = {  # (context, unroll): the rest of the techniques spread over the cases
-    (3, 2): {"model": {"residual": True, "upsample": "resize"}, "train": {"noise": 0.05}},
-    (2, 0): {"model": {"mask": True}},
-    (1, 2): {"model": {"mask": True}, "train": {"unroll_grad": True, "gradient_weight": 10.0}},
+    (3, 2): {"model": {"head": "residual", "upsample": "resize"}, "train": {"noise": 0.05}},
+    (2, 0): {"model": {"head": "mask"}},
+    (1, 2): {"model": {"head": "mask"}, "train": {"unroll_grad": True, "gradient_weight": 10.0}},
 }
 
 
@@ -51,7 +51,7 @@ def test_other_windows_train_and_export_with_parity(square_video, tmp_path, cont
     assert [i.name for i in session.get_inputs()] == input_names(context)
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["step"] == 6 and np.isfinite(metrics["val"]["l1"])
-    columns = 4 if OPTIONS[(context, unroll)].get("model", {}).get("mask") else 3  # the mask head shows its mask
+    columns = 4 if OPTIONS[(context, unroll)]["model"]["head"] == "mask" else 3  # the mask head shows its mask
     samples = read_image(tmp_path / "run" / "samples" / "step_000006.png")
     assert samples.shape[1] == columns * (64 + 4) + 4
 

@@ -100,7 +100,7 @@ def test_a_mixed_precision_run_trains_logs_its_loss_scale_and_exports_as_float32
     assert not any(init.data_type == onnx.TensorProto.FLOAT16 for init in proto.graph.initializer)
 
 
-@pytest.mark.parametrize(("context", "head", "upsample"), [(1, None, "transpose"), (3, "residual", "resize"),
+@pytest.mark.parametrize(("context", "head", "upsample"), [(1, "direct", "transpose"), (3, "residual", "resize"),
                                                            (1, "mask", "transpose")])
 def test_the_graph_is_channels_first_with_fused_instance_norm_and_matches_keras_at_any_batch(context, head,
                                                                                            upsample):
@@ -114,8 +114,7 @@ def test_the_graph_is_channels_first_with_fused_instance_norm_and_matches_keras_
     from trainer import model
 
     config = resolve("tiny", None, {"data": {"height": 64, "width": 128},
-                                    "model": {"context": context, "residual": head == "residual",
-                                              "mask": head == "mask", "upsample": upsample}})
+                                    "model": {"context": context, "head": head, "upsample": upsample}})
     generator = model.generator(config)
     proto = to_onnx(generator, "next_frame", 17)
     ops = [node.op_type for node in proto.graph.node]

@@ -126,8 +126,8 @@ def test_jitter_option_reaches_the_config(barcode_video):
     (["--context", "0"], "context must be >= 1"),
     (["--jitter", "-0.1"], "jitter must be >= 0"),
     (["--upsample", "bicubic"], "upsample must be one of transpose, resize"),
-    (["--residual", "--mask"], "residual and mask are two heads for the same output; choose one"),
-    (["--preset", "pix2pix", "--residual"], "add --no-mask for --residual"),
+    (["--head", "both"], "head must be one of direct, residual, mask (got 'both')"),
+    (["--head", "mask", "--keep-init", "1"], "keep_init is a share of pixels kept: give a number between 0 and 1"),
     (["--size", "big"], "is not HEIGHTxWIDTH"),
 ])
 def test_bad_plans_are_one_line_and_exit_2(barcode_video, capsys, monkeypatch, args, message):

@@ -60,7 +60,11 @@ def test_results_gather_across_comparisons_with_the_same_budget(tmp_path):
 def test_an_option_added_since_keeps_the_results_and_a_changed_budget_drops_them(tmp_path):
     out = tmp_path / "quality.json"
     first = merged(out, {"results": {"defaults": {"window": aggregate([run(5, "blurs", 2.0)])}}}, 3)
-    del first["budget"]["model"]["mask"]  # recorded before the mask head existed: trained without it
+    del first["budget"]["model"]["upsample"]  # recorded before upsampling had a choice: trained without it
+    out.write_text(json.dumps(first))
+    assert list(merged(out, {"results": {"mask": {}}}, 3)["results"]) == ["defaults", "mask"]
+    del first["budget"]["model"]["head"]
+    first["budget"]["model"] |= {"residual": False, "mask": False}  # the head when it was two switches
     out.write_text(json.dumps(first))
     assert list(merged(out, {"results": {"mask": {}}}, 3)["results"]) == ["defaults", "mask"]
     first["budget"]["model"]["heads"] = 2  # a field that no longer exists: not today's budget

@@ -32,6 +32,7 @@ def test_validation_l1_goes_down_and_the_run_directory_has_everything(square_run
                  "checkpoints/checkpoint"):
         assert (square_run / name).exists(), name
     assert list((square_run / "logs").glob("events.out.tfevents.*"))
+    assert json.loads((square_run / "best" / "best.json").read_text())["step"] > 0  # never the untrained model
 
 
 def test_a_finished_run_says_so_instead_of_starting_over(square_run, square_video, capsys):
@@ -177,3 +178,48 @@ def test_a_run_begun_before_an_option_existed_resumes_with_that_option_at_its_de
 
     with pytest.raises(UserError, match=r"another config \(changed: train.gradient_weight\)"):
         rundir.check_fits(tmp_path / "old", tiny(square_video, gradient_weight=1.0), plans)
+
+
+@pytest.mark.parametrize(("switches", "head"), [({"residual": False, "mask": False}, "direct"),
+                                                ({"residual": True, "mask": False}, "residual"),
+                                                ({"residual": False, "mask": True}, "mask")])
+def test_a_run_begun_when_the_head_was_two_switches_resumes_with_that_head(square_video, tmp_path, switches, head):
+    from trainer import rundir
+    from trainer.plan import plan
+
+    config = resolve("tiny", None, {"data": {"videos": (str(square_video),)}, "model": {"head": head}})
+    plans = plan(config)
+    record = rundir.open_run(tmp_path / "old", config, plans)
+    del record["config"]["model"]["head"], record["config"]["model"]["keep_init"]
+    record["config"]["model"] |= switches  # as written before `head`
+    (tmp_path / "old" / "config.json").write_text(json.dumps(record))
+    assert rundir.check_fits(tmp_path / "old", config, plans) is not None
+    assert rundir.read_config(tmp_path / "old").model.head == head
+
+
+@pytest.mark.parametrize("keep_init", [0.5, 0.95])
+def test_the_mask_head_starts_by_keeping_the_share_it_is_told(keep_init):
+    import numpy as np
+
+    from trainer import model
+    from trainer.evaluate import kept
+
+    generator = model.generator(resolve("tiny", None, {"model": {"head": "mask", "keep_init": keep_init}}))
+    frame = np.random.default_rng(0).uniform(-1, 1, (1, 64, 64, 3)).astype(np.float32)
+    mask = (kept(generator, [frame]) + 1) / 2  # 1: the newest frame kept
+    assert abs(float(mask.mean()) - keep_init) < 0.01 and float(mask.std()) < 0.05  # everywhere alike
+
+
+@pytest.mark.parametrize(("old", "head"), [("residual = false", "mask"), ("mask = false", "direct"),
+                                           ("residual = true", "residual"), ("mask = true", "mask"),
+                                           ("residual = true\nmask = true", None),
+                                           ('mask = true\nhead = "mask"', None)])
+def test_a_config_file_with_the_old_head_switches_means_what_it_meant(tmp_path, old, head):
+    from infer.errors import UserError
+
+    (tmp_path / "old.toml").write_text(f"[model]\n{old}\n")
+    if head is None:
+        with pytest.raises(UserError, match="old.toml: residual and mask are the old spelling of head"):
+            resolve("demo", tmp_path / "old.toml", {})
+    else:  # on the demo preset, whose head is the mask: a switch turned off ends only its own head
+        assert resolve("demo", tmp_path / "old.toml", {}).model.head == head

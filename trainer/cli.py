@@ -62,10 +62,11 @@ def cli(
     mirror: Annotated[bool | None, typer.Option("--mirror/--no-mirror", help="Mirror windows (reverses motion).")]
     = None,
     context: Annotated[int | None, typer.Option(help="Frames the generator sees, `stride` apart.")] = None,
-    residual: Annotated[bool | None, typer.Option("--residual/--no-residual", help="Predict a change to the "
-                                                  "newest frame.")] = None,
-    mask: Annotated[bool | None, typer.Option("--mask/--no-mask", help="Also draw a mask that keeps the newest "
-                                              "frame's pixels where it is 1.")] = None,
+    head: Annotated[str | None, typer.Option(help="direct | residual (a change added to the newest frame) | mask "
+                                             "(a drawn frame, and a mask that keeps the newest frame's pixels)")]
+    = None,
+    keep_init: Annotated[float | None, typer.Option(help="The mask head's share of the newest frame kept before "
+                                                    "training (0.5: no lean).")] = None,
     upsample: Annotated[str | None, typer.Option(help="transpose | resize")] = None,
     noise: Annotated[float | None, typer.Option(help="Max std of conditioning noise on inputs, [-1, 1] units.")]
     = None,
@@ -91,7 +92,7 @@ def cli(
         "data": {"videos": tuple(str(v) for v in videos), "stride": stride, "hop": hop, "fit": fit,
                  "height": frame and frame[0], "width": frame and frame[1], "splits": _splits(splits),
                  "jitter": jitter, "mirror": mirror},
-        "model": {"context": context, "residual": residual, "mask": mask, "upsample": upsample},
+        "model": {"context": context, "head": head, "keep_init": keep_init, "upsample": upsample},
         "train": {"steps": steps, "batch_size": batch_size, "precision": precision, "strategy": strategy,
                   "xla": xla, "seed": seed, "deterministic": deterministic, "noise": noise, "unroll": unroll,
                   "unroll_grad": unroll_grad, "l1_weight": l1_weight, "gradient_weight": gradient_weight},

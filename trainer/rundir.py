@@ -2,7 +2,7 @@
 
     config.json     resolved config, library versions, each video's fingerprint
     checkpoints/    latest checkpoints (generator, discriminator, both optimizers, step)
-    best/           the checkpoint with the lowest validation L1, and best.json
+    best/           the trained checkpoint with the lowest validation L1, and best.json
     logs/           TensorBoard
     samples/        newest input | target | prediction (| kept, with the mask head) grids, one PNG per eval
     previews/       a short rollout GIF per eval

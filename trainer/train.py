@@ -392,7 +392,8 @@ def _train(config: Config, run_dir: Path, strategy: tf.distribute.Strategy, plan
     samples = fixed_samples(windows["val"], 4, counts["val"])
     writer = tf.summary.create_file_writer(str(run_dir / "logs"))
     best_path = run_dir / "best" / "best.json"
-    best_l1 = json.loads(best_path.read_text())["l1"] if best_path.exists() else math.inf
+    best_so_far = json.loads(best_path.read_text()) if best_path.exists() else {"step": 0}
+    best_l1 = best_so_far["l1"] if best_so_far["step"] > 0 else math.inf  # older runs could keep step 0 as best
 
     def run_eval(step: int) -> dict[str, float]:
         nonlocal best_l1
@@ -404,7 +405,7 @@ def _train(config: Config, run_dir: Path, strategy: tf.distribute.Strategy, plan
                 tf.summary.scalar(f"val/{name}", value)
             for name, picture in pictures.items():
                 tf.summary.image(name, picture[None])
-        if scores["l1"] < best_l1:
+        if step > 0 and scores["l1"] < best_l1:  # the untrained model is a baseline, never the one to ship
             best_l1 = scores["l1"]
             trainer.save(best=True)
             write_text_atomic(best_path, json.dumps({"step": step, **scores}))
@@ -460,8 +461,9 @@ def _train(config: Config, run_dir: Path, strategy: tf.distribute.Strategy, plan
     run_eval(step)
     val = evaluate.score(trainer.generator, data.eval_batches(windows["val"], 8))  # every window, not a sample
     test = evaluate.score(trainer.generator, data.eval_batches(windows["test"], 8)) if counts["test"] else {}
-    metrics = {"step": step, "val": val, "test": test, "best": json.loads(best_path.read_text()),
-               "windows": counts, "config_fingerprint": record["fingerprint"]}
+    best = json.loads(best_path.read_text()) if best_path.exists() else None  # None: no trained eval was finite
+    metrics = {"step": step, "val": val, "test": test, "best": best, "windows": counts,
+               "config_fingerprint": record["fingerprint"]}
     write_text_atomic(metrics_path, json.dumps(metrics, indent=2))
     print(f"done: {step} steps; test L1 {test.get('l1', float('nan')):.4f}, PSNR {test.get('psnr', 0):.2f}, "
           f"SSIM {test.get('ssim', 0):.3f}\nrun: {run}\nnext: epilogue-export {run}")
