@@ -23,6 +23,7 @@ from export import CONVERTERS
 from export.onnx_graph import NoWriter, to_onnx
 from infer import __version__
 from infer.config import Config
+from infer.context import context_indices, span
 from infer.contract import Contract, input_names
 from infer.errors import UserError, atomic_path, check_writable_dir, warn
 from infer.frames import to_model
@@ -75,11 +76,11 @@ def validation_contexts(config: Config, first: VideoPlan, count: int = 4) -> lis
     """`count` real contexts spread over the first video's validation split: one [count, h, w, 3] array per
     context frame, oldest first, in [-1, 1]."""
     split, k, stride = first.splits["val"], config.model.context, config.data.stride
-    newest = np.linspace(split.start + (k - 1) * stride, split.stop - 1, count).round().astype(int).tolist()
-    wanted = {n - j * stride for n in newest for j in range(k)}
-    frames = dict(read_frames(Path(first.info.path), config.frame_size, config.data.fit, wanted=wanted,
-                              stop=split.stop))
-    return [to_model(np.stack([frames[n - (k - 1 - j) * stride] for n in newest]))[0] for j in range(k)]
+    newest = np.linspace(split.start + span(k, stride), split.stop - 1, count).round().astype(int).tolist()
+    contexts = [context_indices(n, k, stride) for n in newest]
+    frames = dict(read_frames(Path(first.info.path), config.frame_size, config.data.fit,
+                              wanted={i for c in contexts for i in c}, stop=split.stop))
+    return [to_model(np.stack([frames[c[j]] for c in contexts]))[0] for j in range(k)]
 
 
 def check_parity(generator: keras.Model, proto: onnx.ModelProto, contexts: list[np.ndarray],

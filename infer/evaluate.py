@@ -20,6 +20,7 @@ import numpy as np
 import typer
 
 from infer import metrics
+from infer.context import check_start, context_indices
 from infer.contract import Contract
 from infer.errors import UserError, check_writable_dir, exit_on_user_error, warn, write_text_atomic
 from infer.frames import to_uint8, to_unit
@@ -113,10 +114,7 @@ def evaluate(model_path: Path, video: Path, start: str = "test", steps: int | No
     out = out or model_path.parent / "eval"
     check_writable_dir(out, "output directory")
     first = start_frame(start, contract, info.frames, info.fps, video)
-    before = (contract.context_frames - 1) * contract.stride
-    if first < before:
-        raise UserError(f"model sees {contract.context_frames} frames {contract.stride} source frames apart: the "
-                        f"start (frame {first}) needs {before} frames before it; start later")
+    check_start(first, contract.context_frames, contract.stride)
     available = (info.frames - 1 - first) // contract.stride
     if available < 1:
         raise UserError(f"video {video} has {info.frames} frames: from frame {first} not one step of "
@@ -135,7 +133,7 @@ def evaluate(model_path: Path, video: Path, start: str = "test", steps: int | No
     writer = VideoWriter(out / "rollout.mp4", (height * scale, 2 * width * scale), ORIGIN_STEP_RATE,
                          options={"crf": "23"})
     blank = np.full_like(film.real[first], 24)
-    stepper.reset([film.real[first - j * contract.stride] for j in range(contract.context_frames - 1, -1, -1)])
+    stepper.reset([film.real[i] for i in context_indices(first, contract.context_frames, contract.stride)])
     monitor.begin(film.real[first])
     predicted: list[np.ndarray] = []  # uint8, the compared steps
     shown = {}

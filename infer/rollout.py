@@ -23,6 +23,7 @@ import numpy as np
 import typer
 
 from infer import __version__
+from infer.context import check_start, context_indices, span
 from infer.errors import UserError, check_writable_dir, exit_on_user_error, write_text_atomic
 from infer.frames import to_uint8
 from infer.health import Monitor
@@ -85,10 +86,8 @@ def find_start(model: Model, source: Path, start: str) -> Start:
         return Start(source, info.frames - 1, [frame], info.fps, (info.width, info.height), info.frames)
     info = probe(source)
     index = _start_index(start, info.frames, info.fps, source)
-    if index < (k - 1) * stride:
-        raise UserError(f"model sees {k} frames {stride} source frames apart: the start (frame {index}) needs "
-                        f"{(k - 1) * stride} frames before it; start later")
-    wanted = [index - (k - 1 - j) * stride for j in range(k)]
+    check_start(index, k, stride)
+    wanted = context_indices(index, k, stride)
     frames = dict(read_frames(source, contract.frame_size, contract.fit, wanted=set(wanted), stop=index + 1))
     return Start(source, index, [frames[i] for i in wanted], info.fps, (info.width, info.height), info.frames)
 
@@ -218,8 +217,7 @@ def rollout(model_path: Path, source: Path, out: Path, *, start: str | None = No
         if per_frame:
             frames = read_frames(source, contract.frame_size, contract.fit, stop=first + total)
             real = read_frames(source, (height, width), contract.fit, stop=first + total) if side_by_side else None
-            span = (contract.context_frames - 1) * contract.stride
-            recent: deque[np.ndarray] = deque(maxlen=span + 1)
+            recent: deque[np.ndarray] = deque(maxlen=span(contract.context_frames, contract.stride) + 1)
             for index, frame in frames:
                 recent.append(frame)
                 left = next(real)[1] if real else None

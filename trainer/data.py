@@ -16,6 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 from infer.config import Config
+from infer.context import context_indices, span
 from infer.video import read_frames
 from trainer.plan import VideoPlan
 
@@ -24,7 +25,7 @@ CHUNK = 16
 
 def window_stream(config: Config, plans: list[VideoPlan], split: str) -> Iterator[np.ndarray]:
     """uint8 [window, h, w, 3] arrays at model size, in time order, video after video."""
-    stride, last = config.data.stride, (config.window - 1) * config.data.stride
+    stride, last = config.data.stride, span(config.window, config.data.stride)
     for plan in plans:
         starts = set(plan.splits[split].starts)
         held: dict[int, np.ndarray] = {}
@@ -33,7 +34,7 @@ def window_stream(config: Config, plans: list[VideoPlan], split: str) -> Iterato
         for index, frame in frames:
             held[index] = frame
             if index - last in starts:
-                yield np.stack([held[index - last + j * stride] for j in range(config.window)])
+                yield np.stack([held[i] for i in context_indices(index, config.window, stride)])
             for old in [i for i in held if i <= index - last]:  # no window still to come needs it
                 del held[old]
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from infer.config import SPLIT_NAMES as SPLITS
 from infer.config import Config
+from infer.context import context_indices, span
 from infer.errors import UserError, warn
 from infer.video import VideoInfo, probe
 
@@ -26,7 +27,7 @@ class Split:
     starts: range  # first (oldest) frame of each window
 
     def windows(self, stride: int, size: int) -> list[tuple[int, ...]]:
-        return [tuple(t + j * stride for j in range(size)) for t in self.starts]
+        return [tuple(context_indices(t + span(size, stride), size, stride)) for t in self.starts]
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,7 @@ class VideoPlan:
     splits: dict[str, Split]
 
     def frames_used(self, split: str) -> set[int]:
-        return {t + j * self.stride for t in self.splits[split].starts for j in range(self.size)}
+        return {i for window in self.splits[split].windows(self.stride, self.size) for i in window}
 
     def summary(self) -> dict:
         def describe(split: Split) -> dict:
@@ -53,15 +54,15 @@ class VideoPlan:
 
 def plan_video(info: VideoInfo, stride: int, hop: int, fractions: tuple[float, float, float],
                size: int = 2) -> VideoPlan:
-    span = (size - 1) * stride  # source frames from a window's first frame to its last
-    if info.frames < span + 1:
+    reach = span(size, stride)  # source frames from a window's first frame to its last
+    if info.frames < reach + 1:
         raise UserError(f"video {info.path} has {info.frames} frames; windows of {size} frames {stride} apart "
-                        f"need at least {span + 1}")
+                        f"need at least {reach + 1}")
     edges, total = [0], 0.0
     for fraction in fractions:
         total += fraction
         edges.append(round(info.frames * total))
-    splits = {name: Split(a, b, range(a, b - span, hop)) for name, a, b in zip(SPLITS, edges[:-1], edges[1:],
+    splits = {name: Split(a, b, range(a, b - reach, hop)) for name, a, b in zip(SPLITS, edges[:-1], edges[1:],
                                                                                  strict=True)}
     return VideoPlan(info, stride, size, splits)
 
@@ -97,6 +98,6 @@ def shard(plans: list[VideoPlan], split: str, index: int, count: int) -> list[Vi
         block = starts[max(0, low - before):max(0, high - before)]
         before += len(starts)
         if block:
-            stretch = Split(block[0], block[-1] + (p.size - 1) * p.stride + 1, block)
+            stretch = Split(block[0], block[-1] + span(p.size, p.stride) + 1, block)
             mine.append(replace(p, splits={**p.splits, split: stretch}))
     return mine
