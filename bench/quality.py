@@ -1,7 +1,7 @@
 """`make quality`: compare training settings on equal terms, by how long their continuations stay a film.
 
     python -m bench.quality [--config FILE.toml ...] [--grid train.l1_weight=10,100 ...] [--seeds 3]
-                            [--videos bundled,window] [--checkpoint best|latest] [--runs runs/quality]
+                            [--videos bundled,window] [--checkpoint best|latest|lowest-l1] [--runs runs/quality]
                             [--out bench/quality.json]
 
 Every config (today's defaults first, then each TOML file, then each point of the grid) is trained with the
@@ -10,7 +10,9 @@ test split: the bundled clip (its future ends with the clip), and the procedural
 render gives the true future for all 600 steps. Nothing is picked: every seed counts, and the table shows
 the mean with the spread [min, max] over seeds. Finished runs, exports and evaluations are reused, so an
 interrupted comparison picks up where it stopped. `--checkpoint latest` judges the same runs' last checkpoints
-instead of their best (lowest one-step validation L1), as rows named `CONFIG@latest`.
+instead of their best (the one whose short rollout continues the validation split best), as rows named
+`CONFIG@latest`; `--checkpoint lowest-l1` the one with the lowest one-step validation L1 (`best` before the
+continuation score), as rows `CONFIG@lowest-l1`.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ CLIP = ROOT / "assets" / "big_buck_bunny_0_30.webm"
 PRESET = "quality"
 LONG = 600
 WINDOW_FRAMES, WINDOW_SIZE, WINDOW_FPS = 1200, (128, 128), 24.0  # the window scene's training video
+CHECKPOINTS = ("best", "latest", "lowest-l1")  # which checkpoint of a run is judged
 
 
 @dataclass(frozen=True)
@@ -113,8 +116,19 @@ def _render(path: Path, frames: int) -> Path:
 
 
 def config_for(setting: Setting, video: Video, seed: int) -> Config:
+    """The preset with the setting's overrides, on one video with one seed; every eval's checkpoint is kept, so
+    each rule (`--checkpoint`) can judge the same run."""
     values = apply(resolve(PRESET, None, {}), setting.overrides, f"setting {setting.name}")
-    return apply(values, {"data": {"videos": (str(video.train),)}, "train": {"seed": seed}}).validate()
+    t = values.train
+    return apply(values, {"data": {"videos": (str(video.train),)},
+                          "train": {"seed": seed, "keep_checkpoints": -(-t.steps // t.checkpoint_every)}}).validate()
+
+
+def lowest_l1_step(run_dir: Path) -> str:
+    """The trained eval with the lowest one-step validation L1 (how `best` was chosen before the continuation
+    score), as a checkpoint step."""
+    evals = [json.loads(line) for line in (run_dir / "evals.jsonl").read_text().splitlines()]
+    return str(min((e for e in evals if e["step"] > 0), key=lambda e: e["l1"])["step"])
 
 
 def run_one(config: Config, video: Video, run_dir: Path, checkpoint: str = "best") -> dict:
@@ -132,7 +146,7 @@ def run_one(config: Config, video: Video, run_dir: Path, checkpoint: str = "best
         train(config, run_dir)
         keras.backend.clear_session()
     if not model.exists():
-        export(run_dir, checkpoint, model)
+        export(run_dir, lowest_l1_step(run_dir) if checkpoint == "lowest-l1" else checkpoint, model)
     if not report.exists():
         evaluate(model, video.judge, start=video.start, long=LONG, out=report.parent)
     return json.loads(report.read_text())
@@ -276,8 +290,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--grid", action="append", default=[], help="SECTION.FIELD=V1,V2 (repeatable).")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--videos", default="bundled,window", help="bundled, window, or both.")
-    parser.add_argument("--checkpoint", choices=("best", "latest"), default="best",
-                        help="Judge each run's best checkpoint (lowest one-step validation L1) or its last.")
+    parser.add_argument("--checkpoint", choices=CHECKPOINTS, default="best",
+                        help="Judge each run's best checkpoint (the one that continues the validation split best), "
+                             "its last, or the one with the lowest one-step validation L1.")
     parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "quality")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "quality.json")
     args = parser.parse_args(argv)

@@ -71,6 +71,7 @@ class TrainConfig:
     deterministic: bool = False
     eval_every: int = 1000
     checkpoint_every: int = 1000
+    keep_checkpoints: int = 3  # the latest checkpoints kept in checkpoints/ (best/ keeps its own)
     eval_pairs: int = 64  # validation pairs scored at each eval (all of them at the end)
     preview_steps: int = 24
 
@@ -154,7 +155,8 @@ class Config:
         if t.strategy not in STRATEGIES:
             raise UserError(f"strategy must be one of {', '.join(STRATEGIES)} (got {t.strategy!r})")
         counts = {"steps": t.steps, "batch_size": t.batch_size, "eval_every": t.eval_every,
-                  "checkpoint_every": t.checkpoint_every, "eval_pairs": t.eval_pairs, "preview_steps": t.preview_steps}
+                  "checkpoint_every": t.checkpoint_every, "keep_checkpoints": t.keep_checkpoints,
+                  "eval_pairs": t.eval_pairs, "preview_steps": t.preview_steps}
         if bad := {k: v for k, v in counts.items() if v < 1}:
             raise UserError(f"these must be >= 1: {', '.join(f'{k} (got {v})' for k, v in bad.items())}")
         return self

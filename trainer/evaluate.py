@@ -1,4 +1,8 @@
-"""Scores the generator on held-out pairs and draws what it does, at every eval."""
+"""Scores the generator on held-out windows and draws what it does, at every eval.
+
+Two scores: one step from real frames (L1, PSNR, SSIM, as pix2pix reports), and a continuation from the
+validation split's first frames, the product's real job, which chooses the checkpoint `best` keeps.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +12,19 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from infer import metrics
+from infer.config import Config
+from infer.context import context_indices, span
+from infer.frames import to_model, to_uint8, to_unit
 from infer.pictures import grid, save_gif, save_png
 from infer.roll import roll
+from infer.video import read_frames
+from infer.yardstick import BAND, MOTION_FLOOR, SHARPNESS_FLOOR, rolling_median
 from trainer.model import KeepOrRedraw
+from trainer.plan import VideoPlan
+
+CONTINUATION_STEPS = 100  # at most: the continuation is scored over as many steps as the split allows, up to this
+EARLY_STEPS = 8  # the continuation's error is its mean L1 over its first steps, where the real future still holds
 
 
 def context_of(generator: keras.Model) -> int:
@@ -71,3 +85,40 @@ def draw(generator: keras.Model, samples: np.ndarray, preview_start: np.ndarray,
     frames = rollout(generator, preview_start, preview_steps)
     save_gif(run_dir / "previews" / f"step_{step:06d}.gif", frames, fps)
     return {"samples": picture, "preview": grid([frames[:: max(1, len(frames) // 8)]])}
+
+
+def continuation_frames(config: Config, first: VideoPlan) -> np.ndarray:
+    """uint8 [context + n, h, w, 3]: the first video's validation split from its first context, `stride` apart,
+    for as many steps as the split holds (up to CONTINUATION_STEPS)."""
+    split, k, stride = first.splits["val"], config.model.context, config.data.stride
+    newest = split.start + span(k, stride)
+    steps = min(CONTINUATION_STEPS, (split.stop - 1 - newest) // stride)
+    wanted = [*context_indices(newest, k, stride), *(newest + n * stride for n in range(1, steps + 1))]
+    frames = dict(read_frames(Path(first.info.path), config.frame_size, config.data.fit, wanted=set(wanted),
+                              stop=wanted[-1] + 1))
+    return np.stack([frames[i] for i in wanted])
+
+
+def continuation(generator: keras.Model, frames: np.ndarray) -> dict[str, float]:
+    """How well a checkpoint continues the validation split from its first frames (lower score is better).
+
+    `rollout_l1`: mean L1 against the real frames over the first EARLY_STEPS steps. `film_like`: the share of
+    steps whose motion and sharpness (rolling medians, as the yardstick measures them) stay within BAND of the
+    real frames' medians over the same steps. One-step L1 prefers an early, blurred checkpoint that freezes;
+    `continuation_score` = rollout_l1 * (2 - film_like) doubles the error of a continuation that is never
+    film-like."""
+    k = context_of(generator)
+    context, real = frames[:k], [to_unit(f) for f in frames[k - 1:]]
+    predicted = [to_unit(to_uint8(p)) for p in rollout(generator, to_model(context)[0], len(real) - 1)[1:]]
+    early = min(EARLY_STEPS, len(predicted))
+    rollout_l1 = float(np.mean([metrics.l1(p, r) for p, r in zip(predicted[:early], real[1:], strict=False)]))
+    motion = rolling_median([metrics.motion(a, b) for a, b in zip([real[0], *predicted], predicted, strict=False)])
+    sharpness = rolling_median([metrics.sharpness(p) for p in predicted])
+    real_motion = max(float(np.median([metrics.motion(a, b) for a, b in zip(real, real[1:], strict=False)])),
+                      MOTION_FLOOR)
+    real_sharpness = max(float(np.median([metrics.sharpness(r) for r in real[1:]])), SHARPNESS_FLOOR)
+    low, high = BAND
+    film_like = float(np.mean([low <= m / real_motion <= high and low <= s / real_sharpness <= high
+                            for m, s in zip(motion, sharpness, strict=True)]))
+    return {"rollout_l1": rollout_l1, "film_like": film_like, "continuation_score": rollout_l1 * (2.0 - film_like),
+            "rollout_steps": len(predicted)}

@@ -2,12 +2,13 @@
 
     config.json     resolved config, library versions, each video's fingerprint
     checkpoints/    latest checkpoints (generator, discriminator, both optimizers, step)
-    best/           the trained checkpoint with the lowest validation L1, and best.json
+    best/           the trained checkpoint that continues the validation split best, and best.json
     logs/           TensorBoard
     samples/        newest input | target | prediction (| kept, with the mask head) grids, one PNG per eval
     previews/       a short rollout GIF per eval
     cache/          decoded windows, so later epochs never decode
-    evals.jsonl     validation L1, PSNR, SSIM at every eval (step 0 is the untrained baseline)
+    evals.jsonl     one-step validation L1, PSNR, SSIM and the continuation score at every eval (step 0 is the
+                    untrained baseline)
     metrics.json    validation and test metrics, written when training ends
     workers/        multi-worker training: every worker but the chief writes a run directory of its own here
     lock            held while a trainer runs: a second one on the same directory is refused

@@ -110,7 +110,8 @@ class Trainer:
         keras.config.set_dtype_policy("float32")
         checkpoint = tf.train.Checkpoint(generator=self.generator, discriminator=self.discriminator,
                                          gen_opt=self.gen_opt, disc_opt=self.disc_opt, step=self.step)
-        self.latest = tf.train.CheckpointManager(checkpoint, run_dir / "checkpoints", max_to_keep=3)
+        self.latest = tf.train.CheckpointManager(checkpoint, run_dir / "checkpoints",
+                                                 max_to_keep=config.train.keep_checkpoints)
         self.best = tf.train.CheckpointManager(checkpoint, run_dir / "best", max_to_keep=1)
         self.bce = keras.losses.BinaryCrossentropy(from_logits=True, reduction=None)
         self.mae = keras.losses.MeanAbsoluteError(reduction=None)
@@ -391,13 +392,16 @@ def _train(config: Config, run_dir: Path, strategy: tf.distribute.Strategy, plan
     preview_start = last_context(windows["val"], config.model.context)  # a full pass: fills the val cache
     samples = fixed_samples(windows["val"], 4, counts["val"])
     writer = tf.summary.create_file_writer(str(run_dir / "logs"))
+    continuation_frames = evaluate.continuation_frames(config, plans[0])
     best_path = run_dir / "best" / "best.json"
     best_so_far = json.loads(best_path.read_text()) if best_path.exists() else {"step": 0}
-    best_l1 = best_so_far["l1"] if best_so_far["step"] > 0 else math.inf  # older runs could keep step 0 as best
+    # Runs made before the continuation score, or that kept the untrained step 0, choose again at their next eval.
+    best_score = best_so_far.get("continuation_score", math.inf) if best_so_far["step"] > 0 else math.inf
 
     def run_eval(step: int) -> dict[str, float]:
-        nonlocal best_l1
-        scores = evaluate.score(trainer.generator, val_batches)
+        nonlocal best_score
+        scores = {**evaluate.score(trainer.generator, val_batches),
+                  **evaluate.continuation(trainer.generator, continuation_frames)}
         pictures = evaluate.draw(trainer.generator, samples, preview_start, t.preview_steps, run_dir, step,
                                  PREVIEW_FPS)
         with writer.as_default(step=step):
@@ -405,14 +409,17 @@ def _train(config: Config, run_dir: Path, strategy: tf.distribute.Strategy, plan
                 tf.summary.scalar(f"val/{name}", value)
             for name, picture in pictures.items():
                 tf.summary.image(name, picture[None])
-        if step > 0 and scores["l1"] < best_l1:  # the untrained model is a baseline, never the one to ship
-            best_l1 = scores["l1"]
+        # The untrained model is a baseline, never the one to ship.
+        if step > 0 and math.isfinite(scores["continuation_score"]) and scores["continuation_score"] < best_score:
+            best_score = scores["continuation_score"]
             trainer.save(best=True)
             write_text_atomic(best_path, json.dumps({"step": step, **scores}))
         with open(run_dir / "evals.jsonl", "a") as log:
             log.write(json.dumps({"step": step, **scores}) + "\n")
-        print(f"eval at step {step}: val L1 {scores['l1']:.4f}  PSNR {scores['psnr']:.2f}  "
-              f"SSIM {scores['ssim']:.3f}  (best L1 {best_l1:.4f})", flush=True)
+        print(f"eval at step {step}: val L1 {scores['l1']:.4f}  PSNR {scores['psnr']:.2f}  SSIM {scores['ssim']:.3f}"
+              f"; continuation over {scores['rollout_steps']} steps: L1 {scores['rollout_l1']:.4f}, film-like "
+              f"{100 * scores['film_like']:.0f}%, score {scores['continuation_score']:.4f} (best {best_score:.4f})",
+              flush=True)
         return scores
 
     rundir.forget_evals_after(run_dir, start)  # a resume from an older checkpoint redoes those evals
