@@ -1,7 +1,8 @@
 """`make quality`: compare training settings on equal terms, by how long their continuations stay a film.
 
     python -m bench.quality [--config FILE.toml ...] [--grid train.l1_weight=10,100 ...] [--seeds 3]
-                            [--videos bundled,window] [--checkpoint best|latest|lowest-l1] [--runs runs/quality]
+                            [--videos bundled,window] [--checkpoint best|latest|lowest-l1]
+                            [--without-defaults] [--runs runs/quality]
                             [--out bench/quality.json]
 
 Every config (today's defaults first, then each TOML file, then each point of the grid) is trained with the
@@ -60,9 +61,9 @@ class Video:
     start: str  # epilogue-eval --from
 
 
-def settings(config_files: list[Path], grid: list[str]) -> list[Setting]:
-    """Today's defaults, each TOML file, then every combination of the grid's values."""
-    found = [Setting("defaults", {})]
+def settings(config_files: list[Path], grid: list[str], defaults: bool = True) -> list[Setting]:
+    """Today's defaults (unless told not to), each TOML file, then every combination of the grid's values."""
+    found = [Setting("defaults", {})] if defaults else []
     for path in config_files:
         try:
             found.append(Setting(path.stem, tomllib.loads(path.read_text())))
@@ -224,8 +225,10 @@ def montage(strips: list[tuple[str, Path]], path: Path) -> None:
 
 
 def compare(config_files: list[Path], grid: list[str], seeds: int, video_names: list[str], runs: Path,
-            out: Path, checkpoint: str = "best") -> dict:
-    chosen = settings(config_files, grid)
+            out: Path, checkpoint: str = "best", defaults: bool = True) -> dict:
+    chosen = settings(config_files, grid, defaults)
+    if not chosen:
+        raise UserError("nothing to compare: --without-defaults needs a --config or a --grid")
     label = {s.name: s.name if checkpoint == "best" else f"{s.name}@{checkpoint}" for s in chosen}
     films = videos(video_names, runs / "media")
     plan = [(s, v, seed) for s in chosen for v in films for seed in range(seeds)]
@@ -293,13 +296,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--checkpoint", choices=CHECKPOINTS, default="best",
                         help="Judge each run's best checkpoint (the one that continues the validation split best), "
                              "its last, or the one with the lowest one-step validation L1.")
+    parser.add_argument("--without-defaults", action="store_true",
+                        help="Leave out today's defaults (their row in --out stays as it was recorded).")
     parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "quality")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "quality.json")
     args = parser.parse_args(argv)
     if args.seeds < 1:
         raise UserError(f"--seeds must be >= 1 (got {args.seeds})")
     compare(args.config, args.grid, args.seeds, [v for v in args.videos.split(",") if v], args.runs, args.out,
-            args.checkpoint)
+            args.checkpoint, not args.without_defaults)
 
 
 if __name__ == "__main__":

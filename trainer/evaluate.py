@@ -118,7 +118,11 @@ def continuation(generator: keras.Model, frames: np.ndarray) -> dict[str, float]
                       MOTION_FLOOR)
     real_sharpness = max(float(np.median([metrics.sharpness(r) for r in real[1:]])), SHARPNESS_FLOOR)
     low, high = BAND
-    film_like = float(np.mean([low <= m / real_motion <= high and low <= s / real_sharpness <= high
-                            for m, s in zip(motion, sharpness, strict=True)]))
+
+    def near(value: float, real: float, floor: float) -> bool:  # as still or flat as a still, flat real film
+        return low <= max(value, floor) / real <= high
+
+    film_like = float(np.mean([near(m, real_motion, MOTION_FLOOR) and near(s, real_sharpness, SHARPNESS_FLOOR)
+                               for m, s in zip(motion, sharpness, strict=True)]))
     return {"rollout_l1": rollout_l1, "film_like": film_like, "continuation_score": rollout_l1 * (2.0 - film_like),
             "rollout_steps": len(predicted)}
