@@ -9,7 +9,7 @@ from conftest import square_frame
 
 from infer import metrics
 from infer.frames import to_unit
-from trainer import evaluate
+from trainer import validation
 
 
 def frozen_model(context: int = 1) -> keras.Model:
@@ -20,8 +20,8 @@ def frozen_model(context: int = 1) -> keras.Model:
 
 def test_a_frozen_continuation_of_a_moving_film_is_never_film_like_and_its_error_is_doubled():
     frames = np.stack([square_frame(i * 2) for i in range(20)])  # 19 steps of a moving square
-    scored = evaluate.continuation(frozen_model(), frames)
-    persistence = np.mean([metrics.l1(to_unit(frames[0]), to_unit(f)) for f in frames[1:1 + evaluate.EARLY_STEPS]])
+    scored = validation.continuation(frozen_model(), frames)
+    persistence = np.mean([metrics.l1(to_unit(frames[0]), to_unit(f)) for f in frames[1:1 + validation.EARLY_STEPS]])
     assert scored["rollout_steps"] == 19 and scored["film_like"] == 0.0
     assert scored["rollout_l1"] == pytest.approx(persistence, abs=1e-6)
     assert scored["continuation_score"] == pytest.approx(2 * persistence, abs=1e-6)
@@ -29,7 +29,7 @@ def test_a_frozen_continuation_of_a_moving_film_is_never_film_like_and_its_error
 
 def test_a_frozen_continuation_of_a_still_film_is_film_like_with_no_error():
     frames = np.stack([square_frame(0)] * 12)
-    scored = evaluate.continuation(frozen_model(), frames)
+    scored = validation.continuation(frozen_model(), frames)
     assert scored == {"rollout_l1": 0.0, "film_like": 1.0, "continuation_score": 0.0, "rollout_steps": 11}
 
 
@@ -42,7 +42,7 @@ def test_the_continuation_starts_from_the_first_context_of_the_validation_split(
     config = resolve("tiny", None, {"data": {"videos": (str(barcode_video),), "stride": 3},
                                     "model": {"context": 2}})
     first = plan(config)[0]
-    frames = evaluate.continuation_frames(config, first)
+    frames = validation.continuation_frames(config, first)
     val = first.splits["val"]
     expected = list(range(val.start, val.stop, 3))
     assert [read_barcode(f) for f in frames] == expected  # context of two, then every step the split holds

@@ -202,7 +202,7 @@ def test_the_mask_head_starts_by_keeping_the_share_it_is_told(keep_init):
     import numpy as np
 
     from trainer import model
-    from trainer.evaluate import kept
+    from trainer.validation import kept
 
     generator = model.generator(resolve("tiny", None, {"model": {"head": "mask", "keep_init": keep_init}}))
     frame = np.random.default_rng(0).uniform(-1, 1, (1, 64, 64, 3)).astype(np.float32)

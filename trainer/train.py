@@ -26,7 +26,7 @@ import tensorflow as tf
 from infer.config import SPLIT_NAMES, Config
 from infer.errors import UserError, write_text_atomic
 from infer.progress import Steps
-from trainer import cluster, data, evaluate, model, rundir
+from trainer import cluster, data, model, rundir, validation
 from trainer.plan import VideoPlan, plan, shard
 
 PREVIEW_FPS = 8
@@ -125,12 +125,12 @@ class Trainer:
             self.latest.checkpoint.restore(self.latest.latest_checkpoint).assert_existing_objects_matched()
         return int(self.step.numpy())
 
-    def _per_pair(self, values: tf.Tensor) -> tf.Tensor:
+    def _per_window(self, values: tf.Tensor) -> tf.Tensor:
         return tf.reduce_mean(tf.reshape(values, [tf.shape(values)[0], -1]), axis=1)
 
-    def _average(self, per_pair: tf.Tensor) -> tf.Tensor:
+    def _average(self, per_window: tf.Tensor) -> tf.Tensor:
         """Mean over the global batch: summed over replicas, it is the mean of the whole batch."""
-        return tf.nn.compute_average_loss(per_pair, global_batch_size=self.global_batch)
+        return tf.nn.compute_average_loss(per_window, global_batch_size=self.global_batch)
 
     def unroll_depth(self, step: tf.Tensor) -> tf.Tensor:
         """How many of its own steps build this step's input: drawn from 0..r, with r growing from 0 to
@@ -174,13 +174,13 @@ class Trainer:
             fake = self.generator(context, training=True)
             real_logits = self.discriminator([*context, target], training=True)
             fake_logits = self.discriminator([*context, fake], training=True)
-            gan = self._average(self._per_pair(self.bce(tf.ones_like(fake_logits), fake_logits)))
-            l1 = self._average(self._per_pair(self.mae(target, fake)))
+            gan = self._average(self._per_window(self.bce(tf.ones_like(fake_logits), fake_logits)))
+            l1 = self._average(self._per_window(self.mae(target, fake)))
             gen_loss = gan + t.l1_weight * l1
             if t.gradient_weight:
                 gen_loss += t.gradient_weight * self._average(gradient_difference(fake, target))
-            disc_loss = self._average(self._per_pair(self.bce(tf.ones_like(real_logits), real_logits))
-                                      + self._per_pair(self.bce(tf.zeros_like(fake_logits), fake_logits)))
+            disc_loss = self._average(self._per_window(self.bce(tf.ones_like(real_logits), real_logits))
+                                      + self._per_window(self.bce(tf.zeros_like(fake_logits), fake_logits)))
             gen_scaled = self.gen_opt.scale_loss(gen_loss)
             disc_scaled = self.disc_opt.scale_loss(disc_loss)
         gen_vars, disc_vars = self.generator.trainable_variables, self.discriminator.trainable_variables
@@ -392,7 +392,7 @@ def _train(config: Config, run_dir: Path, strategy: tf.distribute.Strategy, plan
     preview_start = last_context(windows["val"], config.model.context)  # a full pass: fills the val cache
     samples = fixed_samples(windows["val"], 4, counts["val"])
     writer = tf.summary.create_file_writer(str(run_dir / "logs"))
-    continuation_frames = evaluate.continuation_frames(config, plans[0])
+    continuation_frames = validation.continuation_frames(config, plans[0])
     best_path = run_dir / "best" / "best.json"
     best_so_far = json.loads(best_path.read_text()) if best_path.exists() else {"step": 0}
     # Runs made before the continuation score, or that kept the untrained step 0, choose again at their next eval.
@@ -400,9 +400,9 @@ def _train(config: Config, run_dir: Path, strategy: tf.distribute.Strategy, plan
 
     def run_eval(step: int) -> dict[str, float]:
         nonlocal best_score
-        scores = {**evaluate.score(trainer.generator, val_batches),
-                  **evaluate.continuation(trainer.generator, continuation_frames)}
-        pictures = evaluate.draw(trainer.generator, samples, preview_start, t.preview_steps, run_dir, step,
+        scores = {**validation.score(trainer.generator, val_batches),
+                  **validation.continuation(trainer.generator, continuation_frames)}
+        pictures = validation.draw(trainer.generator, samples, preview_start, t.preview_steps, run_dir, step,
                                  PREVIEW_FPS)
         with writer.as_default(step=step):
             for name, value in scores.items():
@@ -466,8 +466,8 @@ def _train(config: Config, run_dir: Path, strategy: tf.distribute.Strategy, plan
         trainer.save()
 
     run_eval(step)
-    val = evaluate.score(trainer.generator, data.eval_batches(windows["val"], 8))  # every window, not a sample
-    test = evaluate.score(trainer.generator, data.eval_batches(windows["test"], 8)) if counts["test"] else {}
+    val = validation.score(trainer.generator, data.eval_batches(windows["val"], 8))  # every window, not a sample
+    test = validation.score(trainer.generator, data.eval_batches(windows["test"], 8)) if counts["test"] else {}
     best = json.loads(best_path.read_text()) if best_path.exists() else None  # None: no trained eval was finite
     metrics = {"step": step, "val": val, "test": test, "best": best, "windows": counts,
                "config_fingerprint": record["fingerprint"]}

@@ -1,4 +1,5 @@
-"""Scores the generator on held-out windows and draws what it does, at every eval.
+"""Scores the generator on held-out windows and draws what it does, at every eval (`epilogue-eval`, in
+`infer/evaluate.py`, judges an exported model; this is the trainer's own validation).
 
 Two scores: one step from real frames (L1, PSNR, SSIM, as pix2pix reports), and a continuation from the
 validation split's first frames, the product's real job, which chooses the checkpoint `best` keeps.
@@ -51,7 +52,7 @@ def score(generator: keras.Model, batches: tf.data.Dataset) -> dict[str, float]:
     return {name: float(np.concatenate(v).mean()) for name, v in totals.items()}
 
 
-def rollout(generator: keras.Model, context: np.ndarray, steps: int) -> list[np.ndarray]:
+def continue_frames(generator: keras.Model, context: np.ndarray, steps: int) -> list[np.ndarray]:
     """The newest context frame, then `steps` predicted frames, all in [-1, 1]."""
     def step(frames: list[np.ndarray]) -> np.ndarray:
         return generator([f[None] for f in frames], training=False).numpy()[0]
@@ -82,7 +83,7 @@ def draw(generator: keras.Model, samples: np.ndarray, preview_start: np.ndarray,
         rows, labels = [[*row, m] for row, m in zip(rows, masks, strict=True)], (*labels, "kept")
     picture = grid(rows, labels=labels)
     save_png(run_dir / "samples" / f"step_{step:06d}.png", picture)
-    frames = rollout(generator, preview_start, preview_steps)
+    frames = continue_frames(generator, preview_start, preview_steps)
     save_gif(run_dir / "previews" / f"step_{step:06d}.gif", frames, fps)
     return {"samples": picture, "preview": grid([frames[:: max(1, len(frames) // 8)]])}
 
@@ -109,7 +110,7 @@ def continuation(generator: keras.Model, frames: np.ndarray) -> dict[str, float]
     film-like."""
     k = context_of(generator)
     context, real = frames[:k], [to_unit(f) for f in frames[k - 1:]]
-    predicted = [to_unit(to_uint8(p)) for p in rollout(generator, to_model(context)[0], len(real) - 1)[1:]]
+    predicted = [to_unit(to_uint8(p)) for p in continue_frames(generator, to_model(context)[0], len(real) - 1)[1:]]
     early = min(EARLY_STEPS, len(predicted))
     rollout_l1 = float(np.mean([metrics.l1(p, r) for p, r in zip(predicted[:early], real[1:], strict=False)]))
     motion = rolling_median([metrics.motion(a, b) for a, b in zip([real[0], *predicted], predicted, strict=False)])
