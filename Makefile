@@ -20,7 +20,7 @@ CLIP   := assets/big_buck_bunny_0_30.webm
 LATEST  = $(or $(if $(filter command line environment,$(origin RUN)),$(RUN)),$(patsubst %/config.json,%,$(firstword $(shell ls -1t runs/*/config.json 2>/dev/null))),runs/$(NAME))
 MODEL   = $(LATEST)/export/generator.onnx
 
-.PHONY: install test lint train export rollout evaluate demo cluster bench quality binary clean
+.PHONY: install test test-quick lint train export rollout evaluate demo cluster bench quality binary clean
 
 install: $(STAMP)
 
@@ -39,6 +39,10 @@ test: lint
 	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; } \
 		|| echo "warning: chromium could not be installed; the browser test of the report page will be skipped"
 	$(BIN)/pytest
+
+# Between edits: lint and every test but the heavy ones (the binary build, the worker clusters); CI runs `make test`.
+test-quick: lint
+	$(BIN)/pytest -m "not heavy"
 
 train: install
 	$(BIN)/epilogue-train $(VIDEO) --preset $(NAME) --run-dir $(RUN) $(ARGS)

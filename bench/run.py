@@ -29,9 +29,14 @@ from infer.video import VideoWriter
 ROOT = Path(__file__).resolve().parent.parent
 CLIP = ROOT / "assets" / "big_buck_bunny_0_30.webm"
 RESULTS = ROOT / "bench" / "results.json"
-# The speed sections time pix2pix itself: pairs (one frame in, the next out), not the unroll's longer windows,
-# and the plain head, as their recorded figures were measured.
-PAIRS = {"model": {"head": "direct"}, "train": {"unroll": 0}}
+# The speed sections time pix2pix itself: two-frame windows (one frame in, the next out), not the unroll's longer
+# ones, and the plain head, as their recorded figures were measured.
+PLAIN_PIX2PIX = {"model": {"head": "direct"}, "train": {"unroll": 0}}
+
+
+def probe(name: str, *args: object) -> list[str]:
+    """The command running bench/probes/NAME.py in a process of its own (run it from ROOT)."""
+    return [sys.executable, "-m", f"bench.probes.{name}", *map(str, args)]
 
 
 def timed(work) -> float:
@@ -41,7 +46,7 @@ def timed(work) -> float:
 
 
 def pipeline() -> dict:
-    """First-epoch pairs/s of the tf.data pipeline vs a plain PyAV decode loop; cached epochs vs first."""
+    """First-epoch windows/s of the tf.data pipeline vs a plain PyAV decode loop; cached epochs vs first."""
     import av
 
     from trainer import data
@@ -52,36 +57,22 @@ def pipeline() -> dict:
             container.streams.video[0].thread_type = "AUTO"
             return sum(1 for frame in container.decode(video=0) if frame.to_ndarray(format="rgb24") is not None)
 
-    config = resolve("pix2pix", None, {**PAIRS, "data": {"videos": (str(CLIP),), "stride": 6, "hop": 1}})
+    config = resolve("pix2pix", None, {**PLAIN_PIX2PIX, "data": {"videos": (str(CLIP),), "stride": 6, "hop": 1}})
     plans = plan(config)
-    pairs = len(plans[0].splits["train"].starts)
+    windows = len(plans[0].splits["train"].starts)
     raws, firsts, cacheds = [], [], []
     for _ in range(3):  # interleaved repeats, medians: this machine's speed wanders
         raws.append(raw_decode() / timed(raw_decode))
         with tempfile.TemporaryDirectory() as cache:
             batches = data.split_dataset(config, plans, "train", Path(cache)).batch(64)  # as training reads it
-            firsts.append(pairs / timed(lambda: sum(1 for _ in batches)))  # noqa: B023
-            cacheds.append(pairs / timed(lambda: sum(1 for _ in batches)))  # noqa: B023
+            firsts.append(windows / timed(lambda: sum(1 for _ in batches)))  # noqa: B023
+            cacheds.append(windows / timed(lambda: sum(1 for _ in batches)))  # noqa: B023
     raw, first, cached = (float(np.median(v)) for v in (raws, firsts, cacheds))
-    return {"raw_decode_frames_per_s": round(raw, 1), "first_epoch_pairs_per_s": round(first, 1),
-            "first_epoch_vs_raw_decode": round(first / raw, 2), "cached_epoch_pairs_per_s": round(cached, 1),
+    return {"raw_decode_frames_per_s": round(raw, 1), "first_epoch_windows_per_s": round(first, 1),
+            "first_epoch_vs_raw_decode": round(first / raw, 2), "cached_epoch_windows_per_s": round(cached, 1),
             "cached_vs_first_epoch": round(cached / first, 1), "goal": "first >= 0.8x raw decode; cached >= 20x first",
-            "setup": "bundled clip 1280x720 VP8, 256x256 pairs, stride 6, hop 1 (498 train pairs), medians of 3"}
-
-
-_RSS_PROBE = """
-import sys, tempfile
-from pathlib import Path
-from infer.config import resolve
-from trainer import data
-from trainer.plan import plan
-from bench.rss import peak_rss_mb
-from bench.run import PAIRS
-config = resolve("pix2pix", None, {**PAIRS, "data": {"videos": (sys.argv[1],), "stride": 50, "hop": 1}})
-with tempfile.TemporaryDirectory() as cache:  # the first epoch as training runs it: decoded, cached to a file
-    pairs = sum(1 for _ in data.split_dataset(config, plan(config), "train", Path(cache)).batch(64))
-print(pairs, peak_rss_mb())
-"""
+            "setup": "bundled clip 1280x720 VP8, 256x256 two-frame windows, stride 6, hop 1 (498 train windows), "
+                     "medians of 3"}
 
 
 def memory() -> dict:
@@ -95,12 +86,13 @@ def memory() -> dict:
             for i in range(frames):
                 writer.write(np.broadcast_to((ramp + i) % 256, (360, 640, 3)).astype(np.uint8))
             writer.close()
-            out = subprocess.run([sys.executable, "-c", _RSS_PROBE, str(path)], capture_output=True, text=True,
-                                 check=True, cwd=ROOT).stdout.split()
+            out = subprocess.run(probe("first_epoch_rss", path), capture_output=True, text=True, check=True,
+                                 cwd=ROOT).stdout.split()
             figures[f"peak_rss_mb_{frames}_frames"] = int(out[1])
     figures["rss_long_vs_short"] = round(figures["peak_rss_mb_3000_frames"] / figures["peak_rss_mb_600_frames"], 2)
     figures["goal"] = "peak RSS does not grow with video length (ratio ~1.0)"
-    figures["setup"] = "640x360 synthetic H.264, 256x256 pairs, stride 50, hop 1, tf.data first epoch with file cache"
+    figures["setup"] = ("640x360 synthetic H.264, 256x256 two-frame windows, stride 50, hop 1, tf.data first epoch "
+                        "with file cache")
     return figures
 
 
@@ -126,8 +118,8 @@ def training(steps: int = 5, rounds: int = 3) -> dict:
         loops = {}
         for xla in (False, True):
             config = resolve("pix2pix", None, {"data": {"videos": (str(CLIP),), "stride": 6, "hop": 1},
-                                               "model": PAIRS["model"],
-                                               "train": {**PAIRS["train"], "xla": xla, "precision": "float32"}})
+                                               "model": PLAIN_PIX2PIX["model"],
+                                               "train": {**PLAIN_PIX2PIX["train"], "xla": xla, "precision": "float32"}})
             plans = plan(config)
             windows = data.split_dataset(config, plans, "train", Path(run_dir) / "cache")
             trainer = Trainer(config, Path(run_dir) / f"xla{xla}", tf.distribute.get_strategy(), "float32")
@@ -199,51 +191,6 @@ def techniques(steps: int = 20, rounds: int = 3) -> dict:
     return figures
 
 
-_ORIGIN_WAY = """
-import json, sys, time
-from pathlib import Path
-import numpy as np, keras
-from PIL import Image
-from bench.rss import peak_rss_mb
-from infer.video import VideoWriter, read_frames
-from trainer import model
-from trainer.rundir import read_config
-run, source, out, steps = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]), int(sys.argv[4])
-import tensorflow as tf
-config = read_config(run)
-generator = model.generator(config)
-tf.train.Checkpoint(generator=generator).restore(tf.train.latest_checkpoint(str(run / "checkpoints"))).expect_partial()
-*_, (_, frame) = read_frames(source, config.frame_size)
-began, model_s = time.perf_counter(), 0.0
-x = frame[None].astype(np.float32) / 127.5 - 1
-pngs = out.parent / "origin_pngs"
-pngs.mkdir(exist_ok=True)
-for k in range(steps):  # the notebook: training=True, one PNG per step, a video composed afterwards
-    t = time.perf_counter()
-    x = generator([x], training=True).numpy()
-    model_s += time.perf_counter() - t
-    Image.fromarray(((x[0] + 1) * 127.5).clip(0, 255).astype(np.uint8)).save(pngs / f"{k:04d}.png")
-writer = VideoWriter(out, (1080, 1920), 600 / 90)
-for k in range(steps):
-    writer.write(np.asarray(Image.open(pngs / f"{k:04d}.png").convert("RGB")))
-writer.close()
-print(json.dumps({"wall_s": time.perf_counter() - began, "model_s_per_step": model_s / steps,
-                  "peak_rss_mb": peak_rss_mb()}))
-"""
-
-_OUR_WAY = """
-import json, sys, time
-from pathlib import Path
-from infer.rollout import rollout
-from bench.rss import peak_rss_mb
-began = time.perf_counter()
-record = rollout(Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]), steps=int(sys.argv[4]), size="1920x1080")
-assert "tensorflow" not in sys.modules
-print(json.dumps({"wall_s": time.perf_counter() - began, "model_s_per_step": record["timing"]["model_s_per_step"],
-                  "peak_rss_mb": peak_rss_mb(), "provider": record["provider"], "cuda_graphs": record["cuda_graphs"]}))
-"""
-
-
 def model_only(generator, onnx_path: Path, runs: int = 10) -> dict:
     """Seconds per 256x256 frame of the model alone, nothing else running: the runner's step (on the provider
     it picks, frame copied out as the rollout does) vs Keras."""
@@ -277,7 +224,7 @@ def rollout(steps: int = 600) -> dict:
     figures = {}
     with tempfile.TemporaryDirectory() as tmp:
         run = Path(tmp) / "run"
-        config = resolve("pix2pix", None, {**PAIRS, "data": {"videos": (str(CLIP),), "stride": 6, "hop": 1}})
+        config = resolve("pix2pix", None, {**PLAIN_PIX2PIX, "data": {"videos": (str(CLIP),), "stride": 6, "hop": 1}})
         open_run(run, config, plan(config))
         keras.utils.set_random_seed(0)
         generator = model.generator(config)  # untrained weights: speed does not depend on them
@@ -286,9 +233,10 @@ def rollout(steps: int = 600) -> dict:
         meta = contract(run, 0, plan(config)[0])
         save(to_onnx(generator, meta.output, 17), onnx_path, meta)
         figures |= model_only(generator, onnx_path)
-        for name, script, target in (("epilogue", _OUR_WAY, onnx_path), ("origin_notebook", _ORIGIN_WAY, run)):
-            out = subprocess.run([sys.executable, "-c", script, str(target), str(CLIP), str(Path(tmp) / f"{name}.mp4"),
-                                  str(steps)], capture_output=True, text=True, cwd=ROOT)
+        for name, program, target in (("epilogue", "epilogue_rollout", onnx_path),
+                                      ("origin_notebook", "notebook_rollout", run)):
+            out = subprocess.run(probe(program, target, CLIP, Path(tmp) / f"{name}.mp4", steps), capture_output=True,
+                                 text=True, cwd=ROOT)
             if out.returncode:
                 raise SystemExit(f"bench rollout: {name} failed:\n{out.stderr[-3000:]}")
             result = json.loads(out.stdout.splitlines()[-1])
@@ -317,40 +265,13 @@ def cli(rounds: int = 3) -> dict:
             "speedup": round(before_s / help_s, 1), "setup": f"medians of {rounds} alternating rounds, subprocesses"}
 
 
-_CONVERT = """
-import json, sys, time
-import numpy as np
-import onnxruntime as ort
-from bench.rss import peak_rss_mb
-from export.onnx_export import convert
-from infer.config import resolve
-from trainer import model
-preset, converter, runs = sys.argv[1], sys.argv[2], int(sys.argv[3])
-generator = model.generator(resolve(preset, None, {}))  # untrained weights: neither figure depends on them
-began = time.perf_counter()
-proto, _ = convert(generator, "next_frame", 17, converter)
-export_s = time.perf_counter() - began
-options = ort.SessionOptions()
-session = ort.InferenceSession(proto.SerializeToString(), options, providers=["CPUExecutionProvider"])
-frame = np.zeros((1, *generator.inputs[0].shape[1:]), np.float32)
-session.run(None, {"frame": frame})
-times = []
-for _ in range(runs):
-    t = time.perf_counter()
-    session.run(None, {"frame": frame})
-    times.append(time.perf_counter() - t)
-print(json.dumps({"export_s": export_s, "s_per_frame": float(np.median(times)), "peak_rss_mb": peak_rss_mb()}))
-"""
-
-
 def converters(runs: int = 10) -> dict:
     """The native ONNX writer against tf2onnx (the general path) at the demo and pix2pix sizes: seconds to
     export, peak memory of the exporting process, and ONNX Runtime CPU seconds per frame (median of `runs`)."""
     figures = {}
     for preset in ("demo", "pix2pix"):
         for converter in ("native", "tf2onnx"):
-            out = subprocess.run([sys.executable, "-c", _CONVERT, preset, converter, str(runs)], capture_output=True,
-                                 text=True, cwd=ROOT)
+            out = subprocess.run(probe("convert", preset, converter, runs), capture_output=True, text=True, cwd=ROOT)
             if out.returncode:
                 raise SystemExit(f"bench converters: {preset} {converter} failed:\n{out.stderr[-3000:]}")
             result = json.loads(out.stdout.splitlines()[-1])
@@ -378,7 +299,7 @@ def workers(steps: int = 150) -> dict:
     from trainer import data
     from trainer.plan import plan, shard
 
-    config = resolve("pix2pix", None, {**PAIRS, "data": {"videos": (str(CLIP),), "stride": 6, "hop": 1}})
+    config = resolve("pix2pix", None, {**PLAIN_PIX2PIX, "data": {"videos": (str(CLIP),), "stride": 6, "hop": 1}})
     plans = plan(config)
     figures = {}
     with tempfile.TemporaryDirectory() as cache:
@@ -394,8 +315,8 @@ def workers(steps: int = 150) -> dict:
     rates = {}
     with tempfile.TemporaryDirectory() as runs:
         base = [sys.executable, "-m", "trainer.cli", str(CLIP), "--preset", "demo", "--steps", str(steps),
-                "--batch-size", "2", "--unroll", str(PAIRS["train"]["unroll"]),
-                "--head", PAIRS["model"]["head"]]
+                "--batch-size", "2", "--unroll", str(PLAIN_PIX2PIX["train"]["unroll"]),
+                "--head", PLAIN_PIX2PIX["model"]["head"]]
         for name, extra, prefix in (("one_process", [], ""), ("two_workers", ["--local-workers", "2"], "[worker 0]")):
             out = subprocess.run([*base, "--run-dir", f"{runs}/{name}", *extra], capture_output=True, text=True,
                                  cwd=ROOT, env={**os.environ, "CI": "1"})
@@ -407,8 +328,9 @@ def workers(steps: int = 150) -> dict:
         figures[f"{name}_windows_per_s"] = round(rate * 2, 2)
     figures["two_workers_vs_one_process"] = round(rates["two_workers"] / rates["one_process"], 2)
     figures["setup"] = (f"decode: bundled clip at 256x256, stride 6, hop 1, first epoch of the train split, whole vs "
-                        f"each worker's block; training: demo preset on pairs, global batch 2, {steps} steps (rate "
-                        "over the run, start-up tracing included), one process vs 2 local workers on loopback")
+                        f"each worker's block; training: demo preset on two-frame windows, global batch 2, {steps} "
+                        "steps (rate over the run, start-up tracing included), one process vs 2 local workers on "
+                        "loopback")
     return figures
 
 

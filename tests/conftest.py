@@ -15,6 +15,7 @@ from infer.video import VideoWriter
 
 ROOT = Path(__file__).resolve().parent.parent
 BUNDLED = ROOT / "assets" / "big_buck_bunny_0_30.webm"
+PROGRAMS = ROOT / "tests" / "programs"  # what tests run in a process of their own: python PROGRAMS/NAME.py ARGS
 BITS = 12  # a 4x3 grid of black/white cells: frame indices up to 4095
 
 

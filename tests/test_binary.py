@@ -3,11 +3,13 @@
 import subprocess
 from pathlib import Path
 
+import pytest
 from conftest import ROOT
 
 from infer.video import probe
 
 
+@pytest.mark.heavy  # a PyInstaller build: minutes
 def test_the_binary_shows_help_and_rolls_out_on_cpu(square_model, square_video, tmp_path):
     build = subprocess.run(["make", "binary"], cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert build.returncode == 0, build.stdout[-2000:] + build.stderr[-2000:]

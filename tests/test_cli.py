@@ -4,11 +4,9 @@ import subprocess
 import sys
 
 import pytest
+from conftest import PROGRAMS
 
 from trainer.quiet import CHATTER
-
-LOADS = "import sys\nfrom {module} import main\nsys.argv = ['cmd', *sys.argv[1:]]\ntry:\n    main()\n" \
-        "except SystemExit:\n    pass\nprint('tensorflow loaded:', 'tensorflow' in sys.modules)"
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
@@ -21,7 +19,7 @@ def run(*args: str) -> subprocess.CompletedProcess:
 ])
 def test_help_dry_runs_and_mistakes_answer_before_tensorflow_loads(barcode_video, module, args):
     args = [str(barcode_video) if a == "BARCODE" else a for a in args]
-    result = run("-c", LOADS.format(module=module), *args)
+    result = run(str(PROGRAMS / "tensorflow_loaded.py"), module, *args)
     assert result.stdout.strip().splitlines()[-1] == "tensorflow loaded: False", result.stderr
 
 

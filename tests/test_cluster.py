@@ -8,14 +8,13 @@ import re
 import signal
 import subprocess
 import sys
-import textwrap
 import threading
 import time
 from itertools import combinations
 
 import numpy as np
 import pytest
-from conftest import barcode_frame, read_barcode, write_video
+from conftest import PROGRAMS, barcode_frame, read_barcode, write_video
 
 from infer.config import resolve
 from infer.frames import to_uint8
@@ -55,31 +54,8 @@ def test_each_worker_reads_its_own_block_and_together_they_read_every_window_onc
 
 
 def test_mirrored_over_two_cpus_matches_one_device_on_the_same_global_batch(square_video, tmp_path):
-    script = textwrap.dedent(f"""
-        import json, keras, tensorflow as tf
-        cpu = tf.config.list_physical_devices("CPU")[0]
-        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-        from pathlib import Path
-        from infer.config import resolve
-        from trainer import data
-        from trainer.plan import plan
-        from trainer.train import Trainer
-        config = resolve("tiny", None, {{"data": {{"videos": ({str(square_video)!r},)}},
-                                         "model": {{"dropout": 0.0, "head": "mask", "keep_init": 0.9}},
-                                         "train": {{"batch_size": 2}}}})
-        plans = plan(config)
-        windows = data.split_dataset(config, plans, "train", Path({str(tmp_path / "cache")!r}))
-        count = len(plans[0].splits["train"].starts)
-        losses = []
-        for strategy in (tf.distribute.get_strategy(), tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])):
-            keras.utils.set_random_seed(0)
-            trainer = Trainer(config, Path({str(tmp_path)!r}) / str(len(losses)), strategy, "float32")
-            batches = iter(strategy.distribute_datasets_from_function(
-                lambda pipeline: data.train_batches(config, windows, count, 0, pipeline)))
-            losses.append([{{k: float(v) for k, v in trainer.step_fn(next(batches)).items()}} for _ in range(3)])
-        print(json.dumps(losses))
-    """)
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
+    result = subprocess.run([sys.executable, PROGRAMS / "two_cpus.py", "losses", str(square_video),
+                             str(tmp_path / "cache"), str(tmp_path)], capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     one, mirrored = json.loads(result.stdout.strip().splitlines()[-1])
     for step_one, step_mirrored in zip(one, mirrored, strict=True):
@@ -127,6 +103,7 @@ class Cluster:
         return "\n".join(line for _, line in self.lines)
 
 
+@pytest.mark.heavy
 @pytest.mark.parametrize("fault", ["SIGKILL", "SIGSTOP"])  # a dead node; a partitioned one (its socket stays open)
 def test_a_lost_worker_ends_the_other_in_bounded_time_with_one_line(square_video, tmp_path, fault):
     cluster = Cluster(square_video, tmp_path / "run", steps=100_000)
@@ -147,6 +124,7 @@ def test_a_lost_worker_ends_the_other_in_bounded_time_with_one_line(square_video
     assert "local cluster: stopped (exit 143); resume: run the same command again" in cluster.output
 
 
+@pytest.mark.heavy
 def test_a_preempted_cluster_saves_one_step_everywhere_exits_143_and_resumes_there(square_video, tmp_path):
     import tensorflow as tf
 

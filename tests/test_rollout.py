@@ -8,7 +8,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-from conftest import ctrl_c_when
+from conftest import PROGRAMS, ctrl_c_when
 from onnx import TensorProto, helper
 
 from infer.errors import UserError
@@ -167,13 +167,8 @@ def test_bad_inputs_are_one_clear_line(square_model, square_video, tmp_path, cap
 
 def test_ctrl_c_finalizes_a_valid_shorter_video_without_tensorflow(square_model, square_video, tmp_path):
     out = tmp_path / "c.mp4"
-    script = ("import sys, runpy\n"
-              "try:\n"
-              "    runpy.run_module('infer.rollout', run_name='__main__')\n"
-              "finally:\n"
-              "    print('tensorflow loaded:', 'tensorflow' in sys.modules, flush=True)\n")
-    command = [sys.executable, "-c", script, str(square_model), "--from", str(square_video), "--out", str(out),
-               "--steps", "100000", "--size", "64x64"]
+    command = [sys.executable, PROGRAMS / "tensorflow_loaded.py", "infer.rollout", str(square_model), "--from",
+               str(square_video), "--out", str(out), "--steps", "100000", "--size", "64x64"]
     code, output = ctrl_c_when(command, "rollout: step", timeout=60)
     assert code == 130, output
     held = int(output.split("is a valid video holding ")[1].split()[0])

@@ -4,11 +4,10 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
 
 import numpy as np
 import pytest
-from conftest import ctrl_c_when
+from conftest import PROGRAMS, ctrl_c_when
 
 from infer.config import resolve
 from trainer import model
@@ -95,18 +94,8 @@ def test_ctrl_c_checkpoints_and_the_same_command_resumes_and_finishes(square_vid
 
 
 def test_mirrored_strategy_on_two_cpu_devices_trains(square_video, tmp_path):
-    script = textwrap.dedent(f"""
-        import json, tensorflow as tf
-        cpu = tf.config.list_physical_devices("CPU")[0]
-        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-        from infer.config import resolve
-        from trainer.train import train
-        config = resolve("tiny", None, {{"data": {{"videos": ({str(square_video)!r},)}},
-                                         "train": {{"steps": 6, "batch_size": 2, "strategy": "mirrored",
-                                                   "eval_every": 100, "checkpoint_every": 100}}}})
-        train(config, __import__("pathlib").Path({str(tmp_path / "mirrored")!r}))
-    """)
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
+    result = subprocess.run([sys.executable, PROGRAMS / "two_cpus.py", "train", str(square_video),
+                             str(tmp_path / "mirrored")], capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr[-3000:]
     assert "MirroredStrategy (2 replica(s))" in result.stdout
     assert json.loads((tmp_path / "mirrored" / "metrics.json").read_text())["step"] == 6

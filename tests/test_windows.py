@@ -48,13 +48,13 @@ def test_default_fractions_split_120_frames_70_15_15(barcode_video):
     assert p.splits["test"].windows(5, 2)[-1] == (114, 119)  # ends on the true last frame
 
 
-def test_each_video_gives_its_own_pairs(barcode_video, tmp_path):
+def test_each_video_gives_its_own_windows(barcode_video, tmp_path):
     from conftest import barcode_frame
 
     other = write_video(tmp_path / "other.mp4", (barcode_frame(1000 + i, 64, 96) for i in range(60)))
     config = resolve("tiny", None, {"data": {"videos": (str(barcode_video), str(other)), "stride": 4}})
-    pairs = [barcodes(w) for w in data.window_stream(config, plan(config), "train")]
-    first, second = [p for p in pairs if p[0] < 1000], [p for p in pairs if p[0] >= 1000]
+    windows = [barcodes(w) for w in data.window_stream(config, plan(config), "train")]
+    first, second = [w for w in windows if w[0] < 1000], [w for w in windows if w[0] >= 1000]
     assert len(first) == 84 - 4 and len(second) == 42 - 4
     assert second[0] == (1000, 1004) and second[-1] == (1037, 1041)
 
