@@ -12,7 +12,7 @@ comma  := ,
 VIDEO  ?= assets/big_buck_bunny_0_30.webm
 NAME   ?= pix2pix
 RUN    ?= runs/$(NAME)
-# The bundled clip is 30 s: the origin story's stride of 100 frames would leave no validation pairs.
+# The bundled clip is 30 s: the origin story's stride of 100 frames would leave no validation windows.
 ARGS   ?= $(if $(filter $(VIDEO),assets/big_buck_bunny_0_30.webm),--stride 6 --hop 1)
 
 CLIP   := assets/big_buck_bunny_0_30.webm
