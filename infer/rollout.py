@@ -288,7 +288,10 @@ def rollout(model_path: Path, source: Path, out: Path, *, start: str | None = No
 
 
 def _nvenc_works() -> bool:
-    """h264_nvenc is in PyAV's FFmpeg everywhere, but opens only where a GPU and driver are."""
+    """h264_nvenc is in PyAV's FFmpeg everywhere, but opens only where a GPU and driver are. The test encoder
+    is closed before the real one opens (PyAV closes a codec context when it is deleted): a GPU runs only a few
+    NVENC sessions at once."""
+    context = None
     try:
         context = av.CodecContext.create("h264_nvenc", "w")
         context.width, context.height, context.pix_fmt = 256, 256, "yuv420p"
@@ -297,6 +300,8 @@ def _nvenc_works() -> bool:
         return True
     except (av.FFmpegError, ValueError):
         return False
+    finally:
+        del context
 
 
 def _report(record: dict, path: Path, stopped_by: str | None, monitor: Monitor) -> None:

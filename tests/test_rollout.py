@@ -2,8 +2,10 @@
 
 import json
 import sys
+from functools import partial
 from pathlib import Path
 
+import av
 import numpy as np
 import onnx
 import onnxruntime as ort
@@ -230,3 +232,87 @@ def test_tensorrt_engines_are_cached_per_model_and_float16_only_for_the_float16_
     assert options["trt_fp16_enable"] == "0"
     half = shutil.copy(square_model, tmp_path / "generator_fp16.onnx")
     assert tensorrt_options(Path(half))["trt_fp16_enable"] == "1"
+
+
+GPU_FAILS = "[ONNXRuntimeError] : 10 : INVALID_GRAPH : no CUDA-capable device is detected"
+
+
+def gpu_providers_fail(monkeypatch) -> None:
+    """This onnxruntime offers TensorRT and CUDA, and neither starts; the CPU provider runs as usual."""
+    from infer import runner
+
+    real = runner._session
+
+    def session(path, provider, graphs=False):
+        if provider != "cpu":
+            raise RuntimeError(GPU_FAILS)
+        return real(path, provider, graphs)
+
+    monkeypatch.setattr(runner.ort, "get_available_providers", lambda: list(runner.PROVIDERS.values()))
+    monkeypatch.setattr(runner, "_session", session)
+
+
+def test_a_gpu_provider_that_fails_to_start_is_reported_and_the_next_one_runs(square_model, monkeypatch, capsys):
+    from infer.runner import load
+
+    gpu_providers_fail(monkeypatch)
+    model = load(square_model)
+    assert model.provider == "CPUExecutionProvider" and model.device == "cpu"
+    assert capsys.readouterr().out == f"provider: CPUExecutionProvider (tensorrt: {GPU_FAILS}; cuda: {GPU_FAILS})\n"
+
+
+def test_a_file_that_is_not_a_model_is_refused_when_the_cpu_provider_cannot_parse_it(tmp_path, monkeypatch):
+    from infer.runner import load
+
+    garbage = tmp_path / "garbage.onnx"
+    garbage.write_bytes(b"\x08\x07not a model at all" * 20)
+    gpu_providers_fail(monkeypatch)
+    with pytest.raises(UserError, match=rf"^model {garbage} is not an ONNX model \(.*INVALID_PROTOBUF"):
+        load(garbage)
+
+
+class FakeEncoder:
+    """Stands in for PyAV's codec context in `_nvenc_works`: counts the ones alive; its open() raises `failure`
+    (a C call, like PyAV's: the error's traceback holds no frame of the encoder's own)."""
+
+    alive = 0
+
+    def __init__(self, failure: type[BaseException] | None):
+        FakeEncoder.alive += 1
+        self.open = (lambda: None) if failure is None else partial(raise_, failure)
+
+    def __del__(self):
+        FakeEncoder.alive -= 1
+
+
+def raise_(error: type[BaseException]) -> None:
+    raise error(1, "avcodec_open2 failed") if issubclass(error, av.FFmpegError) else error("avcodec_open2 failed")
+
+
+@pytest.mark.parametrize(("failure", "works"), [(None, True), (av.FFmpegError, False)])
+def test_the_nvenc_probe_closes_its_test_encoder(monkeypatch, failure, works):
+    from infer.rollout import _nvenc_works
+
+    monkeypatch.setattr(av.CodecContext, "create", lambda *_: FakeEncoder(failure))
+    assert _nvenc_works() is works and FakeEncoder.alive == 0
+
+
+def test_the_nvenc_probe_closes_its_test_encoder_even_on_an_unexpected_error(monkeypatch):
+    from infer.rollout import _nvenc_works
+
+    monkeypatch.setattr(av.CodecContext, "create", lambda *_: FakeEncoder(RuntimeError))
+    try:
+        _nvenc_works()
+    except RuntimeError as error:  # held with its traceback, as by a caller reporting it: the encoder is closed
+        held = error
+    assert str(held) == "avcodec_open2 failed" and FakeEncoder.alive == 0
+
+
+def test_without_nvenc_the_probe_says_no(monkeypatch):
+    from infer.rollout import _nvenc_works
+
+    def unknown(*_):
+        raise av.codec.codec.UnknownCodecError("h264_nvenc")
+
+    monkeypatch.setattr(av.CodecContext, "create", unknown)
+    assert _nvenc_works() is False
