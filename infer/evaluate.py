@@ -12,6 +12,7 @@ from __future__ import annotations
 import html
 import json
 import os
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
@@ -29,7 +30,7 @@ from infer.pictures import grid, line_chart, save_png
 from infer.progress import Steps
 from infer.rollout import ORIGIN_STEP_RATE
 from infer.runner import Stepper, load
-from infer.video import VideoWriter, probe, read_frames
+from infer.video import encoding, probe, read_frames
 from infer.yardstick import LIMIT, ROLLING, Judge, Reference, ReferenceBuilder, short_horizon
 
 METRICS = {"l1": "lower", "psnr": "higher", "ssim": "higher"}
@@ -130,29 +131,26 @@ def evaluate(model_path: Path, video: Path, start: str = "test", steps: int | No
     stepper, monitor, judge = Stepper(model), Monitor(), Judge(film.reference, film.real[first])
     height, width = contract.frame_size
     scale = max(1, VIDEO_HEIGHT // height)  # small models are shown larger
-    writer = VideoWriter(out / "rollout.mp4", (height * scale, 2 * width * scale), ORIGIN_STEP_RATE,
-                         options={"crf": "23"})
     blank = np.full_like(film.real[first], 24)
     stepper.reset([film.real[i] for i in context_indices(first, contract.context_frames, contract.stride)])
     monitor.begin(film.real[first])
     predicted: list[np.ndarray] = []  # uint8, the compared steps
     shown = {}
     total = max(horizon, long)
-    progress = Steps("eval rollout", total)
-    for k in range(1, total + 1):
-        stepper.step()
-        output = stepper.frame()
-        monitor.observe(k, output)
-        frame = to_uint8(output)
-        judge.observe(frame)
-        writer.write(np.concatenate([film.real.get(first + k * contract.stride, blank), frame], axis=1))
-        if k <= horizon:
-            predicted.append(frame)
-        if k in LONG_STEPS or k == total:
-            shown[k] = frame
-        progress.update(k)
-    progress.close()
-    writer.close()
+    with encoding(out / "rollout.mp4", (height * scale, 2 * width * scale), ORIGIN_STEP_RATE,
+                  options={"crf": "23"}) as encoder, closing(Steps("eval rollout", total)) as progress:
+        for k in range(1, total + 1):
+            stepper.step()
+            output = stepper.frame()
+            monitor.observe(k, output)
+            frame = to_uint8(output)
+            judge.observe(frame)
+            encoder.put(frame, film.real.get(first + k * contract.stride, blank))
+            if k <= horizon:
+                predicted.append(frame)
+            if k in LONG_STEPS or k == total:
+                shown[k] = frame
+            progress.update(k)
 
     scored = {name: {metric: [round(getattr(metrics, metric)(p, t), 6) for p, t in zip(frames, truth, strict=True)]
                      for metric in METRICS}

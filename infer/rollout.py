@@ -31,8 +31,7 @@ from infer.pictures import save_png
 from infer.progress import Steps
 from infer.runner import Model, Stepper, load
 from infer.video import (
-    BackgroundEncoder,
-    VideoWriter,
+    encoding,
     file_sha256,
     last_frame,
     pick_codec,
@@ -202,69 +201,66 @@ def rollout(model_path: Path, source: Path, out: Path, *, start: str | None = No
         video_fps, total = rate * (blend + 1), steps
     stepper = Stepper(model)  # device buffers first: nothing to clean up if they can't be had
     codec = pick_codec(("h264_nvenc", "libx264") if model.device == "cuda" and _nvenc_works() else ("libx264",))
-    writer = VideoWriter(out, (height, width * (2 if side_by_side else 1)), video_fps, codec)
     print(f"encoder: {codec}{'' if codec != 'mpeg4' else ' (libx264 missing: MPEG-4 Part 2 instead)'}, "
           f"{width * (2 if side_by_side else 1)}x{height} at {video_fps:.3f} fps", flush=True)
-    encoder = BackgroundEncoder(writer)
     monitor = Monitor()
     progress = Steps("frames" if per_frame else "rollout", total, unit="frame" if per_frame else "step")
     began, model_seconds, done, stopped_by = time.perf_counter(), 0.0, 0, None
-    try:
-        if with_source and not per_frame:
-            left = source_prefix(origin, with_source, video_fps, (height, width), contract.fit)
-            for frame in left:
-                encoder.put(frame, frame if side_by_side else None)
-        if per_frame:
-            frames = read_frames(source, contract.frame_size, contract.fit, stop=first + total)
-            real = read_frames(source, (height, width), contract.fit, stop=first + total) if side_by_side else None
-            recent: deque[np.ndarray] = deque(maxlen=span(contract.context_frames, contract.stride) + 1)
-            for index, frame in frames:
-                recent.append(frame)
-                left = next(real)[1] if real else None
-                if index < first:  # still gathering the context of the first frame shown
-                    continue
-                # The real frames `stride` apart before this one; the first frame stands in before the film starts.
-                context = [recent[max(0, len(recent) - 1 - j * contract.stride)]
-                           for j in range(contract.context_frames - 1, -1, -1)]
-                t = time.perf_counter()
-                output = stepper.apply(context)
-                model_seconds += time.perf_counter() - t
-                encoder.put(output, left)
-                done += 1
-                progress.update(done)
-        else:
-            stepper.reset(origin.context)
-            monitor.begin(origin.frame)
-            previous = origin.frame
-            if frames_dir is not None:
-                save_png(frames_dir / "step_0000.png", origin.frame)
-            real = real_future(origin, contract.stride, steps, (height, width), contract.fit) if side_by_side \
-                else None
-            for k in range(1, steps + 1):
-                t = time.perf_counter()
-                stepper.step()
-                output = stepper.frame()
-                model_seconds += time.perf_counter() - t
-                flagged = monitor.observe(k, output)
-                current = to_uint8(output)
-                left = next(real) if real else None
-                for frame in blended(previous, current, blend):
-                    encoder.put(frame, left)
+    with encoding(out, (height, width * (2 if side_by_side else 1)), video_fps, codec) as encoder:
+        writer = encoder.writer
+        try:
+            if with_source and not per_frame:
+                left = source_prefix(origin, with_source, video_fps, (height, width), contract.fit)
+                for frame in left:
+                    encoder.put(frame, frame if side_by_side else None)
+            if per_frame:
+                frames = read_frames(source, contract.frame_size, contract.fit, stop=first + total)
+                real = read_frames(source, (height, width), contract.fit, stop=first + total) if side_by_side else None
+                recent: deque[np.ndarray] = deque(maxlen=span(contract.context_frames, contract.stride) + 1)
+                for index, frame in frames:
+                    recent.append(frame)
+                    left = next(real)[1] if real else None
+                    if index < first:  # still gathering the context of the first frame shown
+                        continue
+                    # The real frames `stride` apart before this one; the first frame stands in before the film starts.
+                    context = [recent[max(0, len(recent) - 1 - j * contract.stride)]
+                               for j in range(contract.context_frames - 1, -1, -1)]
+                    t = time.perf_counter()
+                    output = stepper.apply(context)
+                    model_seconds += time.perf_counter() - t
+                    encoder.put(output, left)
+                    done += 1
+                    progress.update(done)
+            else:
+                stepper.reset(origin.context)
+                monitor.begin(origin.frame)
+                previous = origin.frame
                 if frames_dir is not None:
-                    save_png(frames_dir / f"step_{k:04d}.png", current)
-                previous, done = current, k
-                progress.update(k)
-                if flagged and fail_on_collapse:
-                    stopped_by = flagged
-                    break
-    except KeyboardInterrupt:
-        stopped_by = "interrupt"
-    except BaseException:
-        progress.close()
-        encoder.abort()
-        raise
-    progress.close()
-    path = encoder.close()
+                    save_png(frames_dir / "step_0000.png", origin.frame)
+                real = real_future(origin, contract.stride, steps, (height, width), contract.fit) if side_by_side \
+                    else None
+                for k in range(1, steps + 1):
+                    t = time.perf_counter()
+                    stepper.step()
+                    output = stepper.frame()
+                    model_seconds += time.perf_counter() - t
+                    flagged = monitor.observe(k, output)
+                    current = to_uint8(output)
+                    left = next(real) if real else None
+                    for frame in blended(previous, current, blend):
+                        encoder.put(frame, left)
+                    if frames_dir is not None:
+                        save_png(frames_dir / f"step_{k:04d}.png", current)
+                    previous, done = current, k
+                    progress.update(k)
+                    if flagged and fail_on_collapse:
+                        stopped_by = flagged
+                        break
+        except KeyboardInterrupt:
+            stopped_by = "interrupt"
+        finally:
+            progress.close()
+    path = writer.path
     wall = time.perf_counter() - began
     begun = first if per_frame else origin.index
     record = {

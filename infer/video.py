@@ -236,6 +236,21 @@ class VideoWriter:
         self._tmp.unlink(missing_ok=True)
 
 
+@contextlib.contextmanager
+def encoding(path: Path, size: tuple[int, int], fps: float, codec: str | None = None,
+             options: dict[str, str] | None = None) -> Iterator[BackgroundEncoder]:
+    """A video written on a thread beside the caller's work: finalised under `path` when the block ends, dropped
+    when it raises (Ctrl-C included), so nothing half-written stays and the container is closed either way. A
+    command that keeps what it made on Ctrl-C catches the interrupt inside the block."""
+    encoder = BackgroundEncoder(VideoWriter(path, size, fps, codec, options))
+    try:
+        yield encoder
+    except BaseException:
+        encoder.abort()
+        raise
+    encoder.close()
+
+
 class BackgroundEncoder:
     """Scales and encodes on a thread beside inference; a bounded queue keeps memory flat.
 

@@ -1,10 +1,13 @@
 """Evaluation: honest numbers against the real future and two baselines, and a report that shows them."""
 
+import contextlib
 import html
 import json
+import os
 import re
 import shutil
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -100,6 +103,36 @@ def test_another_video_starts_at_the_models_own_test_fraction(square_model, tmp_
     report = evaluate(square_model, longer, steps=2, long=2, out=tmp_path / "e")
     assert report["start_frame"] == 170  # the last 15% of 200 frames
     assert "its last 15% (the model's test fraction)" in capsys.readouterr().err
+
+
+def files_held_open(folder: Path) -> list[str]:
+    """What this process still has open under `folder` (Linux: /proc/self/fd)."""
+    held = []
+    for fd in Path("/proc/self/fd").iterdir():
+        with contextlib.suppress(OSError):  # an fd closed while we look
+            if str(folder) in os.readlink(fd):
+                held.append(os.readlink(fd))
+    return held
+
+
+@pytest.mark.parametrize("stop", [RuntimeError, KeyboardInterrupt])
+def test_an_evaluation_stopped_midway_leaves_no_video_and_no_open_file(square_model, square_video, tmp_path,
+                                                                      monkeypatch, stop):
+    from infer.runner import Stepper
+
+    step, calls = Stepper.step, []
+
+    def failing(self):
+        calls.append(1)
+        if len(calls) == 30:  # past the encoder's lookahead: the file has begun
+            raise stop("stopped at step 30")
+        step(self)
+
+    monkeypatch.setattr(Stepper, "step", failing)
+    out = tmp_path / "eval"
+    with pytest.raises(stop, match="stopped at step 30"):
+        evaluate(square_model, square_video, steps=3, long=40, out=out)
+    assert list(out.iterdir()) == [] and files_held_open(out) == []
 
 
 CHECK = """<script>
