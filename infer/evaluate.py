@@ -21,7 +21,7 @@ import numpy as np
 import typer
 
 from infer import metrics
-from infer.context import check_start, context_indices
+from infer.context import check_start, context_indices, parse_start
 from infer.contract import Contract
 from infer.errors import UserError, check_writable_dir, exit_on_user_error, warn, write_text_atomic
 from infer.frames import to_uint8, to_unit
@@ -30,7 +30,7 @@ from infer.pictures import grid, line_chart, save_png
 from infer.progress import Steps
 from infer.rollout import ORIGIN_STEP_RATE
 from infer.runner import Stepper, load
-from infer.video import encoding, probe, read_frames
+from infer.video import VideoInfo, encoding, file_sha256, probe, read_frames
 from infer.yardstick import LIMIT, ROLLING, Judge, Reference, ReferenceBuilder, short_horizon
 
 METRICS = {"l1": "lower", "psnr": "higher", "ssim": "higher"}
@@ -48,25 +48,23 @@ class Film:
     reference: Reference  # the real film's statistics the yardstick measures against
 
 
-def start_frame(start: str, contract: Contract, frames: int, fps: float, video: Path) -> int:
-    """The test split's first frame, or the frame at SECONDS; warns when it is not held out."""
+def start_frame(start: str, contract: Contract, info: VideoInfo, training: bool) -> int:
+    """The test split's first frame (`test`), or the frame asked for; warns when it is not held out."""
+    index = parse_start(start, info.frames, info.fps, Path(info.path), "test")
+    if index is None:
+        return contract.splits["test"][0] if training else _test_fraction_start(contract, info)
     train_start, train_stop = contract.splits["train"]
-    if start == "test":
-        if frames != contract.source_frames:
-            test = contract.config["data"]["splits"][2]
-            warn(f"video {video} has {frames} frames, the training video had {contract.source_frames}: starting at "
-                 f"its last {100 * test:.0f}% (the model's test fraction), which may not be held out")
-            return min(frames - 1, round(frames * (1 - test)))
-        return contract.splits["test"][0]
-    try:
-        index = round(float(start.rstrip("s")) * fps)
-    except (ValueError, OverflowError):
-        raise UserError(f"--from {start!r} is not 'test' or seconds (e.g. 21.5)") from None
-    if not 0 <= index < frames:
-        raise UserError(f"--from {start} is frame {index}, but video {video} has {frames} frames")
-    if train_start <= index < train_stop and frames == contract.source_frames:
+    if training and train_start <= index < train_stop:
         warn(f"frame {index} is inside the training split (frames {train_start}-{train_stop - 1}): not held out")
     return index
+
+
+def _test_fraction_start(contract: Contract, info: VideoInfo) -> int:
+    """Another film has no recorded test split: start its last `test` fraction from the end, as the model's."""
+    test = contract.config.data.splits[2]
+    warn(f"video {info.path} is not the training film {contract.source_video} (another sha256): starting at its "
+         f"last {100 * test:.0f}% (the model's test fraction), which may not be held out")
+    return min(info.frames - 1, round(info.frames * (1 - test)))
 
 
 def read_film(video: Path, contract: Contract, start: int, steps: int, frames: int, train_span: tuple[int, int],
@@ -84,7 +82,7 @@ def read_film(video: Path, contract: Contract, start: int, steps: int, frames: i
         builder.add(index, frame)
     if count == 0:
         raise UserError(f"video {video} has no frame in the training span {train_span}; it can't give baselines")
-    return Film(real, (total / count / 255).astype(np.float32), builder.finish())
+    return Film(real, to_unit(total / count), builder.finish())
 
 
 def longest_runs(steps: list[int]) -> str:
@@ -114,16 +112,16 @@ def evaluate(model_path: Path, video: Path, start: str = "test", steps: int | No
     info = probe(video)
     out = out or model_path.parent / "eval"
     check_writable_dir(out, "output directory")
-    first = start_frame(start, contract, info.frames, info.fps, video)
+    training = file_sha256(video) == contract.source_sha256
+    first = start_frame(start, contract, info, training)
     check_start(first, contract.context_frames, contract.stride)
     available = (info.frames - 1 - first) // contract.stride
     if available < 1:
         raise UserError(f"video {video} has {info.frames} frames: from frame {first} not one step of "
                         f"{contract.stride} frames is left to compare with; start earlier")
     horizon = min(steps or available, available)
-    training_video = info.frames == contract.source_frames
-    train_span = tuple(contract.splits["train"]) if training_video else (0, first)
-    stats_span = train_span if training_video else (0, info.frames)
+    train_span = tuple(contract.splits["train"]) if training else (0, first)
+    stats_span = train_span if training else (0, info.frames)
     film = read_film(video, contract, first, horizon, info.frames, train_span, stats_span)
     truth = [to_unit(film.real[first + k * contract.stride]) for k in range(1, horizon + 1)]
     start_pixels = to_unit(film.real[first])
@@ -142,9 +140,8 @@ def evaluate(model_path: Path, video: Path, start: str = "test", steps: int | No
         for k in range(1, total + 1):
             stepper.step()
             output = stepper.frame()
-            monitor.observe(k, output)
             frame = to_uint8(output)
-            judge.observe(frame)
+            monitor.observe(k, output, motion=judge.observe(frame))
             encoder.put(frame, film.real.get(first + k * contract.stride, blank))
             if k <= horizon:
                 predicted.append(frame)
@@ -173,7 +170,7 @@ def evaluate(model_path: Path, video: Path, start: str = "test", steps: int | No
     write_text_atomic(out / "eval.json", json.dumps(report, indent=2))
     for line in report["summary"]:
         print(line)
-    print(f"report: {out / 'index.html'}\nnumbers: {out / 'eval.json'}")
+    print(f"report: {out / 'index.html'}\nnumbers: {out / 'eval.json'}\nnext: open {out / 'index.html'} in a browser")
     return report
 
 
@@ -273,7 +270,8 @@ app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 def cli(
     model: Annotated[Path, typer.Argument(help="An .onnx model made by epilogue-export.")],
     video: Annotated[Path, typer.Argument(help="The video to compare with (usually the training video).")],
-    start: Annotated[str, typer.Option("--from", help="test (the held-out split) or seconds.")] = "test",
+    start: Annotated[str, typer.Option(help="test (the held-out split), a frame number (300) or seconds (12.5s).")]
+    = "test",
     steps: Annotated[int | None, typer.Option(help="Steps compared (default: as far as the video goes).")] = None,
     long: Annotated[int, typer.Option(help="Steps of the long health rollout.")] = 600,
     out: Annotated[Path | None, typer.Option(help="Report folder (default: eval/ beside the model).")] = None,
