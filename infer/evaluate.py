@@ -29,7 +29,7 @@ from infer.health import Monitor
 from infer.pictures import grid, line_chart, save_png
 from infer.progress import Steps
 from infer.rollout import ORIGIN_STEP_RATE
-from infer.runner import Stepper, load
+from infer.runner import Model, Stepper, load
 from infer.video import VideoInfo, encoding, file_sha256, probe, read_frames
 from infer.yardstick import LIMIT, ROLLING, Judge, Reference, ReferenceBuilder, short_horizon
 
@@ -101,6 +101,53 @@ def beats(model: list[float], baseline: list[float], better: str) -> list[int]:
     return [k + 1 for k, (m, b) in enumerate(zip(model, baseline, strict=True)) if sign * (m - b) > 0]
 
 
+@dataclass
+class Watched:
+    """The long rollout as the report needs it."""
+
+    predicted: list[np.ndarray]  # uint8: the steps compared with the real future
+    shown: dict[int, np.ndarray]  # uint8: the long filmstrip's steps
+    monitor: Monitor
+    judge: Judge
+
+
+def long_rollout(model: Model, film: Film, first: int, horizon: int, total: int, out: Path) -> Watched:
+    """`total` steps from the real start, watched by the health monitor and the yardstick (motion measured once
+    for both), and written beside the real future as rollout.mp4 (nothing of it is left if it is stopped)."""
+    contract = model.contract
+    stepper, monitor, judge = Stepper(model), Monitor(), Judge(film.reference, film.real[first])
+    height, width = contract.frame_size
+    scale = max(1, VIDEO_HEIGHT // height)  # small models are shown larger
+    blank = np.full_like(film.real[first], 24)
+    stepper.reset([film.real[i] for i in context_indices(first, contract.context_frames, contract.stride)])
+    monitor.begin(film.real[first])
+    watched = Watched([], {}, monitor, judge)
+    with encoding(out / "rollout.mp4", (height * scale, 2 * width * scale), ORIGIN_STEP_RATE,
+                  options={"crf": "23"}) as encoder, closing(Steps("eval rollout", total)) as progress:
+        for k in range(1, total + 1):
+            stepper.step()
+            output = stepper.frame()
+            frame = to_uint8(output)
+            monitor.observe(k, output, motion=judge.observe(frame))
+            encoder.put(frame, film.real.get(first + k * contract.stride, blank))
+            if k <= horizon:
+                watched.predicted.append(frame)
+            if k in LONG_STEPS or k == total:
+                watched.shown[k] = frame
+            progress.update(k)
+    return watched
+
+
+def score(predicted: list[np.ndarray], film: Film, first: int, stride: int) -> dict[str, dict[str, list[float]]]:
+    """Each metric at each compared step, for the model and the two baselines, against the real future."""
+    truth = [to_unit(film.real[first + k * stride]) for k in range(1, len(predicted) + 1)]
+    baselines = {"persistence": to_unit(film.real[first]), "mean_frame": film.mean_train}
+    frames = {"model": [to_unit(p) for p in predicted], **{name: [f] * len(truth) for name, f in baselines.items()}}
+    return {name: {metric: [round(getattr(metrics, metric)(p, t), 6) for p, t in zip(shown, truth, strict=True)]
+                   for metric in METRICS}
+            for name, shown in frames.items()}
+
+
 def evaluate(model_path: Path, video: Path, start: str = "test", steps: int | None = None, long: int = 600,
              out: Path | None = None, provider: str = "auto", rollout_video: Path | None = None) -> dict:
     if (steps is not None and steps < 1) or long < 1:
@@ -123,50 +170,22 @@ def evaluate(model_path: Path, video: Path, start: str = "test", steps: int | No
     train_span = tuple(contract.splits["train"]) if training else (0, first)
     stats_span = train_span if training else (0, info.frames)
     film = read_film(video, contract, first, horizon, info.frames, train_span, stats_span)
-    truth = [to_unit(film.real[first + k * contract.stride]) for k in range(1, horizon + 1)]
-    start_pixels = to_unit(film.real[first])
-
-    stepper, monitor, judge = Stepper(model), Monitor(), Judge(film.reference, film.real[first])
-    height, width = contract.frame_size
-    scale = max(1, VIDEO_HEIGHT // height)  # small models are shown larger
-    blank = np.full_like(film.real[first], 24)
-    stepper.reset([film.real[i] for i in context_indices(first, contract.context_frames, contract.stride)])
-    monitor.begin(film.real[first])
-    predicted: list[np.ndarray] = []  # uint8, the compared steps
-    shown = {}
-    total = max(horizon, long)
-    with encoding(out / "rollout.mp4", (height * scale, 2 * width * scale), ORIGIN_STEP_RATE,
-                  options={"crf": "23"}) as encoder, closing(Steps("eval rollout", total)) as progress:
-        for k in range(1, total + 1):
-            stepper.step()
-            output = stepper.frame()
-            frame = to_uint8(output)
-            monitor.observe(k, output, motion=judge.observe(frame))
-            encoder.put(frame, film.real.get(first + k * contract.stride, blank))
-            if k <= horizon:
-                predicted.append(frame)
-            if k in LONG_STEPS or k == total:
-                shown[k] = frame
-            progress.update(k)
-
-    scored = {name: {metric: [round(getattr(metrics, metric)(p, t), 6) for p, t in zip(frames, truth, strict=True)]
-                     for metric in METRICS}
-              for name, frames in {"model": [to_unit(p) for p in predicted], "persistence": [start_pixels] * horizon,
-                                   "mean_frame": [film.mean_train] * horizon}.items()}
+    watched = long_rollout(model, film, first, horizon, max(horizon, long), out)
+    scored = score(watched.predicted, film, first, contract.stride)
     verdicts = {baseline: {metric: beats(scored["model"][metric], scored[baseline][metric], better)
                            for metric, better in METRICS.items()}
                 for baseline in ("persistence", "mean_frame")}
     model_m, persist = scored["model"], scored["persistence"]
     report = {
         "model": str(model_path), "video": str(video), "start_frame": first, "stride": contract.stride,
-        "steps_compared": horizon, "long_steps": total, "training_step": contract.training_step,
-        "alive": judge.verdict(),
+        "steps_compared": horizon, "long_steps": max(horizon, long), "training_step": contract.training_step,
+        "alive": watched.judge.verdict(),
         "short_horizon": short_horizon(model_m["l1"], persist["l1"], model_m["ssim"], persist["ssim"]),
-        "metrics": scored, "model_beats": verdicts, "health": monitor.series(),
+        "metrics": scored, "model_beats": verdicts, "health": watched.monitor.series(),
         "rollout_video": os.path.relpath(rollout_video, out) if rollout_video else None,
     }
     report["summary"] = summarize(report)
-    draw_report(report, out, predicted, shown, film.real)
+    draw_report(report, out, watched.predicted, watched.shown, film.real)
     write_text_atomic(out / "eval.json", json.dumps(report, indent=2))
     for line in report["summary"]:
         print(line)
