@@ -12,6 +12,7 @@ from __future__ import annotations
 import html
 import json
 import os
+import sys
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
@@ -299,7 +300,12 @@ def cli(
     = None,
 ) -> None:
     """Score a model's continuation against the real film and two baselines; write a visual report."""
-    evaluate(model, video, start, steps, long, out, provider, rollout_video)
+    try:
+        evaluate(model, video, start, steps, long, out, provider, rollout_video)
+    except KeyboardInterrupt:
+        print("interrupted: no report written (nothing half-written left); run the command again", file=sys.stderr,
+              flush=True)
+        raise SystemExit(130) from None
 
 
 def main() -> None:

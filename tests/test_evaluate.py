@@ -189,6 +189,19 @@ def test_an_evaluation_stopped_midway_leaves_no_video_and_no_open_file(square_mo
     assert list(out.iterdir()) == [] and files_held_open(out) == []
 
 
+def test_ctrl_c_in_an_evaluation_says_nothing_was_written(square_model, square_video, tmp_path, capsys,
+                                                          monkeypatch):
+    from infer.runner import Stepper
+
+    def interrupted(self):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Stepper, "step", interrupted)
+    code, _, errors = run_eval(capsys, monkeypatch, square_model, square_video, "--out", tmp_path / "e")
+    assert code == 130 and list((tmp_path / "e").iterdir()) == []
+    assert errors[-1] == "interrupted: no report written (nothing half-written left); run the command again"
+
+
 CHECK = """<script>
 addEventListener('load', async () => {
   const images = [...document.images].map(i => [i.getAttribute('src'), i.complete && i.naturalWidth > 0]);
