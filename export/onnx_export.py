@@ -102,17 +102,17 @@ def check_parity(generator: keras.Model, proto: onnx.ModelProto, contexts: list[
     return {"step_max_abs_diff": step, "rollout_max_abs_diff": float(np.abs(a - b).max())}
 
 
-def contract(run_dir: Path, step: int, first: VideoPlan) -> Contract:
+def contract(run_dir: Path, step: int, first: VideoPlan, checkpoint: str = "best") -> Contract:
     record = json.loads((run_dir / "config.json").read_text())
     config = read_config(run_dir)
     video = record["videos"][0]
     spans = {name: [s.start, s.stop] for name, s in first.splits.items()}
     return Contract(inputs=tuple(input_names(config.model.context)), output="next_frame", layout="NHWC",
-                    value_range=(-1.0, 1.0), frame_size=config.frame_size, fit=config.data.fit,
-                    stride=config.data.stride, source_fps=video["fps"], source_size=tuple(video["size"]),
-                    context_frames=config.model.context, training_step=step, config_fingerprint=record["fingerprint"],
+                    value_range=(-1.0, 1.0), source_fps=video["fps"], source_size=tuple(video["size"]),
+                    training_step=step, config_fingerprint=record["fingerprint"],
                     epilogue_version=__version__, source_video=video["path"], source_frames=video["frames"],
-                    splits=spans, config=config.to_dict())
+                    splits=spans, config=config,
+                    checkpoint=checkpoint, source_sha256=video["sha256"])
 
 
 def convert(generator: keras.Model, output: str, opset: int, converter: str = "auto") -> tuple[onnx.ModelProto, str]:

@@ -1,7 +1,8 @@
 """What an exported model promises its runner, stored in the ONNX file's metadata_props.
 
-Every value is JSON (read with json.loads, never eval). The runner needs nothing else: frame size,
-value range, how source frames were fitted, how many source frames one step spans, the source's rate.
+Every value is JSON (read with json.loads, never eval). The runner needs nothing else: the training config
+(typed, `infer.config.Config`: frame size, how source frames were fitted, how many source frames one step
+spans, how many frames the model sees), the value range, the source's rate and which film it was.
 """
 
 from __future__ import annotations
@@ -10,12 +11,12 @@ import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+from infer.config import Config
 from infer.errors import UserError
 
 CONTRACT_KEY = "epilogue"  # marks the file as ours; the other keys sit beside it
-FORMAT = 2  # 2: `inputs` lists the context frames' inputs, oldest first
+FORMAT = 3  # 2: `inputs` lists the context frames' inputs, oldest first; 3: the config once, typed; the film's sha256
 
 
 def input_names(context: int) -> list[str]:
@@ -29,21 +30,39 @@ class Contract:
     output: str
     layout: str  # NHWC
     value_range: tuple[float, float]
-    frame_size: tuple[int, int]  # height, width
-    fit: str  # squash | crop: how source frames became model frames
-    stride: int  # source frames per step
     source_fps: float
     source_size: tuple[int, int]  # width, height of the training video, as displayed
-    context_frames: int  # frames the model sees, `stride` apart; a rollout starts from this many real frames
     training_step: int
+    checkpoint: str  # which checkpoint export took: best, latest or a step number
     config_fingerprint: str
     epilogue_version: str
     source_video: str
+    source_sha256: str  # the training film's file: evaluation knows it by this, not by its length
     source_frames: int
     splits: dict[str, list[int]]  # [start, stop) frames of the first video's train, val and test splits
-    config: dict[str, Any]
+    config: Config
     parity: dict[str, float] | None = None
     parity_provider: str | None = None
+
+    @property
+    def frame_size(self) -> tuple[int, int]:
+        """Height, width of the model's frames."""
+        return self.config.frame_size
+
+    @property
+    def fit(self) -> str:
+        """squash | crop: how source frames became model frames."""
+        return self.config.data.fit
+
+    @property
+    def stride(self) -> int:
+        """Source frames per step."""
+        return self.config.data.stride
+
+    @property
+    def context_frames(self) -> int:
+        """Frames the model sees, `stride` apart; a rollout starts from this many real frames."""
+        return self.config.model.context
 
     def with_parity(self, parity: dict[str, float] | None, provider: str | None) -> Contract:
         return dataclasses.replace(self, parity=parity, parity_provider=provider)
@@ -65,10 +84,9 @@ class Contract:
                             f"{FORMAT}); export it again with epilogue-export")
         try:
             values = {f.name: json.loads(metadata[f.name]) for f in dataclasses.fields(cls) if f.name in metadata}
-            values["inputs"] = tuple(values["inputs"])
-            values["value_range"] = tuple(values["value_range"])
-            values["frame_size"] = tuple(values["frame_size"])
-            values["source_size"] = tuple(values["source_size"])
+            for name in ("inputs", "value_range", "source_size"):
+                values[name] = tuple(values[name])
+            values["config"] = Config.from_dict(values["config"])
             return cls(**values)
-        except (KeyError, TypeError, json.JSONDecodeError) as error:
+        except (KeyError, TypeError, AttributeError, json.JSONDecodeError, UserError) as error:
             raise UserError(f"{where} has incomplete epilogue metadata ({error}); export it again") from None

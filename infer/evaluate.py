@@ -12,6 +12,8 @@ from __future__ import annotations
 import html
 import json
 import os
+import sys
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
@@ -20,7 +22,7 @@ import numpy as np
 import typer
 
 from infer import metrics
-from infer.context import check_start, context_indices
+from infer.context import check_start, context_indices, parse_start
 from infer.contract import Contract
 from infer.errors import UserError, check_writable_dir, exit_on_user_error, warn, write_text_atomic
 from infer.frames import to_uint8, to_unit
@@ -28,8 +30,8 @@ from infer.health import Monitor
 from infer.pictures import grid, line_chart, save_png
 from infer.progress import Steps
 from infer.rollout import ORIGIN_STEP_RATE
-from infer.runner import Stepper, load
-from infer.video import VideoWriter, probe, read_frames
+from infer.runner import Model, Stepper, load
+from infer.video import VideoInfo, encoding, file_sha256, probe, read_frames
 from infer.yardstick import LIMIT, ROLLING, Judge, Reference, ReferenceBuilder, short_horizon
 
 METRICS = {"l1": "lower", "psnr": "higher", "ssim": "higher"}
@@ -47,25 +49,23 @@ class Film:
     reference: Reference  # the real film's statistics the yardstick measures against
 
 
-def start_frame(start: str, contract: Contract, frames: int, fps: float, video: Path) -> int:
-    """The test split's first frame, or the frame at SECONDS; warns when it is not held out."""
+def start_frame(start: str, contract: Contract, info: VideoInfo, training: bool) -> int:
+    """The test split's first frame (`test`), or the frame asked for; warns when it is not held out."""
+    index = parse_start(start, info.frames, info.fps, Path(info.path), "test")
+    if index is None:
+        return contract.splits["test"][0] if training else _test_fraction_start(contract, info)
     train_start, train_stop = contract.splits["train"]
-    if start == "test":
-        if frames != contract.source_frames:
-            test = contract.config["data"]["splits"][2]
-            warn(f"video {video} has {frames} frames, the training video had {contract.source_frames}: starting at "
-                 f"its last {100 * test:.0f}% (the model's test fraction), which may not be held out")
-            return min(frames - 1, round(frames * (1 - test)))
-        return contract.splits["test"][0]
-    try:
-        index = round(float(start.rstrip("s")) * fps)
-    except (ValueError, OverflowError):
-        raise UserError(f"--from {start!r} is not 'test' or seconds (e.g. 21.5)") from None
-    if not 0 <= index < frames:
-        raise UserError(f"--from {start} is frame {index}, but video {video} has {frames} frames")
-    if train_start <= index < train_stop and frames == contract.source_frames:
+    if training and train_start <= index < train_stop:
         warn(f"frame {index} is inside the training split (frames {train_start}-{train_stop - 1}): not held out")
     return index
+
+
+def _test_fraction_start(contract: Contract, info: VideoInfo) -> int:
+    """Another film has no recorded test split: start its last `test` fraction from the end, as the model's."""
+    test = contract.config.data.splits[2]
+    warn(f"video {info.path} is not the training film {contract.source_video} (another sha256): starting at its "
+         f"last {100 * test:.0f}% (the model's test fraction), which may not be held out")
+    return min(info.frames - 1, round(info.frames * (1 - test)))
 
 
 def read_film(video: Path, contract: Contract, start: int, steps: int, frames: int, train_span: tuple[int, int],
@@ -83,7 +83,7 @@ def read_film(video: Path, contract: Contract, start: int, steps: int, frames: i
         builder.add(index, frame)
     if count == 0:
         raise UserError(f"video {video} has no frame in the training span {train_span}; it can't give baselines")
-    return Film(real, (total / count / 255).astype(np.float32), builder.finish())
+    return Film(real, to_unit(total / count), builder.finish())
 
 
 def longest_runs(steps: list[int]) -> str:
@@ -102,6 +102,53 @@ def beats(model: list[float], baseline: list[float], better: str) -> list[int]:
     return [k + 1 for k, (m, b) in enumerate(zip(model, baseline, strict=True)) if sign * (m - b) > 0]
 
 
+@dataclass
+class Watched:
+    """The long rollout as the report needs it."""
+
+    predicted: list[np.ndarray]  # uint8: the steps compared with the real future
+    shown: dict[int, np.ndarray]  # uint8: the long filmstrip's steps
+    monitor: Monitor
+    judge: Judge
+
+
+def long_rollout(model: Model, film: Film, first: int, horizon: int, total: int, out: Path) -> Watched:
+    """`total` steps from the real start, watched by the health monitor and the yardstick (motion measured once
+    for both), and written beside the real future as rollout.mp4 (nothing of it is left if it is stopped)."""
+    contract = model.contract
+    stepper, monitor, judge = Stepper(model), Monitor(), Judge(film.reference, film.real[first])
+    height, width = contract.frame_size
+    scale = max(1, VIDEO_HEIGHT // height)  # small models are shown larger
+    blank = np.full_like(film.real[first], 24)
+    stepper.reset([film.real[i] for i in context_indices(first, contract.context_frames, contract.stride)])
+    monitor.begin(film.real[first])
+    watched = Watched([], {}, monitor, judge)
+    with encoding(out / "rollout.mp4", (height * scale, 2 * width * scale), ORIGIN_STEP_RATE,
+                  options={"crf": "23"}) as encoder, closing(Steps("eval rollout", total)) as progress:
+        for k in range(1, total + 1):
+            stepper.step()
+            output = stepper.frame()
+            frame = to_uint8(output)
+            monitor.observe(k, output, motion=judge.observe(frame))
+            encoder.put(frame, film.real.get(first + k * contract.stride, blank))
+            if k <= horizon:
+                watched.predicted.append(frame)
+            if k in LONG_STEPS or k == total:
+                watched.shown[k] = frame
+            progress.update(k)
+    return watched
+
+
+def score(predicted: list[np.ndarray], film: Film, first: int, stride: int) -> dict[str, dict[str, list[float]]]:
+    """Each metric at each compared step, for the model and the two baselines, against the real future."""
+    truth = [to_unit(film.real[first + k * stride]) for k in range(1, len(predicted) + 1)]
+    baselines = {"persistence": to_unit(film.real[first]), "mean_frame": film.mean_train}
+    frames = {"model": [to_unit(p) for p in predicted], **{name: [f] * len(truth) for name, f in baselines.items()}}
+    return {name: {metric: [round(getattr(metrics, metric)(p, t), 6) for p, t in zip(shown, truth, strict=True)]
+                   for metric in METRICS}
+            for name, shown in frames.items()}
+
+
 def evaluate(model_path: Path, video: Path, start: str = "test", steps: int | None = None, long: int = 600,
              out: Path | None = None, provider: str = "auto", rollout_video: Path | None = None) -> dict:
     if (steps is not None and steps < 1) or long < 1:
@@ -113,69 +160,37 @@ def evaluate(model_path: Path, video: Path, start: str = "test", steps: int | No
     info = probe(video)
     out = out or model_path.parent / "eval"
     check_writable_dir(out, "output directory")
-    first = start_frame(start, contract, info.frames, info.fps, video)
+    training = file_sha256(video) == contract.source_sha256
+    first = start_frame(start, contract, info, training)
     check_start(first, contract.context_frames, contract.stride)
     available = (info.frames - 1 - first) // contract.stride
     if available < 1:
         raise UserError(f"video {video} has {info.frames} frames: from frame {first} not one step of "
                         f"{contract.stride} frames is left to compare with; start earlier")
     horizon = min(steps or available, available)
-    training_video = info.frames == contract.source_frames
-    train_span = tuple(contract.splits["train"]) if training_video else (0, first)
-    stats_span = train_span if training_video else (0, info.frames)
+    train_span = tuple(contract.splits["train"]) if training else (0, first)
+    stats_span = train_span if training else (0, info.frames)
     film = read_film(video, contract, first, horizon, info.frames, train_span, stats_span)
-    truth = [to_unit(film.real[first + k * contract.stride]) for k in range(1, horizon + 1)]
-    start_pixels = to_unit(film.real[first])
-
-    stepper, monitor, judge = Stepper(model), Monitor(), Judge(film.reference, film.real[first])
-    height, width = contract.frame_size
-    scale = max(1, VIDEO_HEIGHT // height)  # small models are shown larger
-    writer = VideoWriter(out / "rollout.mp4", (height * scale, 2 * width * scale), ORIGIN_STEP_RATE,
-                         options={"crf": "23"})
-    blank = np.full_like(film.real[first], 24)
-    stepper.reset([film.real[i] for i in context_indices(first, contract.context_frames, contract.stride)])
-    monitor.begin(film.real[first])
-    predicted: list[np.ndarray] = []  # uint8, the compared steps
-    shown = {}
-    total = max(horizon, long)
-    progress = Steps("eval rollout", total)
-    for k in range(1, total + 1):
-        stepper.step()
-        output = stepper.frame()
-        monitor.observe(k, output)
-        frame = to_uint8(output)
-        judge.observe(frame)
-        writer.write(np.concatenate([film.real.get(first + k * contract.stride, blank), frame], axis=1))
-        if k <= horizon:
-            predicted.append(frame)
-        if k in LONG_STEPS or k == total:
-            shown[k] = frame
-        progress.update(k)
-    progress.close()
-    writer.close()
-
-    scored = {name: {metric: [round(getattr(metrics, metric)(p, t), 6) for p, t in zip(frames, truth, strict=True)]
-                     for metric in METRICS}
-              for name, frames in {"model": [to_unit(p) for p in predicted], "persistence": [start_pixels] * horizon,
-                                   "mean_frame": [film.mean_train] * horizon}.items()}
+    watched = long_rollout(model, film, first, horizon, max(horizon, long), out)
+    scored = score(watched.predicted, film, first, contract.stride)
     verdicts = {baseline: {metric: beats(scored["model"][metric], scored[baseline][metric], better)
                            for metric, better in METRICS.items()}
                 for baseline in ("persistence", "mean_frame")}
     model_m, persist = scored["model"], scored["persistence"]
     report = {
         "model": str(model_path), "video": str(video), "start_frame": first, "stride": contract.stride,
-        "steps_compared": horizon, "long_steps": total, "training_step": contract.training_step,
-        "alive": judge.verdict(),
+        "steps_compared": horizon, "long_steps": max(horizon, long), "training_step": contract.training_step,
+        "alive": watched.judge.verdict(),
         "short_horizon": short_horizon(model_m["l1"], persist["l1"], model_m["ssim"], persist["ssim"]),
-        "metrics": scored, "model_beats": verdicts, "health": monitor.series(),
+        "metrics": scored, "model_beats": verdicts, "health": watched.monitor.series(),
         "rollout_video": os.path.relpath(rollout_video, out) if rollout_video else None,
     }
     report["summary"] = summarize(report)
-    draw_report(report, out, predicted, shown, film.real)
+    draw_report(report, out, watched.predicted, watched.shown, film.real)
     write_text_atomic(out / "eval.json", json.dumps(report, indent=2))
     for line in report["summary"]:
         print(line)
-    print(f"report: {out / 'index.html'}\nnumbers: {out / 'eval.json'}")
+    print(f"report: {out / 'index.html'}\nnumbers: {out / 'eval.json'}\nnext: open {out / 'index.html'} in a browser")
     return report
 
 
@@ -275,7 +290,8 @@ app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 def cli(
     model: Annotated[Path, typer.Argument(help="An .onnx model made by epilogue-export.")],
     video: Annotated[Path, typer.Argument(help="The video to compare with (usually the training video).")],
-    start: Annotated[str, typer.Option("--from", help="test (the held-out split) or seconds.")] = "test",
+    start: Annotated[str, typer.Option(help="test (the held-out split), a frame number (300) or seconds (12.5s).")]
+    = "test",
     steps: Annotated[int | None, typer.Option(help="Steps compared (default: as far as the video goes).")] = None,
     long: Annotated[int, typer.Option(help="Steps of the long health rollout.")] = 600,
     out: Annotated[Path | None, typer.Option(help="Report folder (default: eval/ beside the model).")] = None,
@@ -284,7 +300,12 @@ def cli(
     = None,
 ) -> None:
     """Score a model's continuation against the real film and two baselines; write a visual report."""
-    evaluate(model, video, start, steps, long, out, provider, rollout_video)
+    try:
+        evaluate(model, video, start, steps, long, out, provider, rollout_video)
+    except KeyboardInterrupt:
+        print("interrupted: no report written (nothing half-written left); run the command again", file=sys.stderr,
+              flush=True)
+        raise SystemExit(130) from None
 
 
 def main() -> None:

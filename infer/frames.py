@@ -24,5 +24,5 @@ def to_uint8(frame: np.ndarray) -> np.ndarray:
 
 
 def to_unit(frame: np.ndarray) -> np.ndarray:
-    """uint8 HxWx3 -> float32 in [0, 1]."""
+    """uint8 HxWx3 (or a mean of such frames) -> float32 in [0, 1]."""
     return frame.astype(np.float32) / 255.0

@@ -28,12 +28,16 @@ class Monitor:
         """The uint8 start frame: step 1's change is measured against it."""
         self._previous = to_unit(start)
 
-    def observe(self, step: int, frame: np.ndarray) -> str | None:
-        """Record a step's output (float in [-1, 1]); return the condition newly flagged, if any."""
+    def observe(self, step: int, frame: np.ndarray, motion: float | None = None) -> str | None:
+        """Record a step's output (float in [-1, 1]); return the condition newly flagged, if any. `motion` is the
+        step's motion when the caller has measured it on the same frame (the evaluation's yardstick does), so it
+        is computed once."""
         finite = bool(np.isfinite(frame).all())
         pixels = to_unit(to_uint8(frame)) if finite else None  # measured on the frame the viewer sees
         mean = float(pixels.mean()) if finite else float("nan")
-        change = metrics.motion(self._previous, pixels) if finite and self._previous is not None else None
+        change = None
+        if finite and self._previous is not None:
+            change = motion if motion is not None else metrics.motion(self._previous, pixels)
         self.mean.append(mean)
         self.change.append(change if change is not None else float("nan"))
         self._previous = pixels if finite else self._previous

@@ -3,7 +3,8 @@
 The start frame is prepared exactly as in training, from the model's own metadata. Each step predicts
 the frame `stride` source frames later; step k's input is step k-1's output (they share a device buffer).
 Frames are scaled to the output size and encoded on a thread beside inference, every step is watched
-for collapse, and a JSON beside the video says how it was made.
+for collapse, and a JSON beside the video says how it was made. `continue_film` is the continuation;
+`run_per_frame` (--per-frame) runs each real frame through the model once instead. Both write through `Run`.
 """
 
 from __future__ import annotations
@@ -12,9 +13,11 @@ import json
 import sys
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
+from itertools import chain, repeat
 from pathlib import Path
 from typing import Annotated
 
@@ -23,7 +26,7 @@ import numpy as np
 import typer
 
 from infer import __version__
-from infer.context import check_start, context_indices, span
+from infer.context import check_start, context_indices, parse_start, span
 from infer.errors import UserError, check_writable_dir, exit_on_user_error, write_text_atomic
 from infer.frames import to_uint8
 from infer.health import Monitor
@@ -31,8 +34,8 @@ from infer.pictures import save_png
 from infer.progress import Steps
 from infer.runner import Model, Stepper, load
 from infer.video import (
-    BackgroundEncoder,
     VideoWriter,
+    encoding,
     file_sha256,
     last_frame,
     pick_codec,
@@ -85,24 +88,17 @@ def find_start(model: Model, source: Path, start: str) -> Start:
         info, frame = last_frame(source, contract.frame_size, contract.fit)
         return Start(source, info.frames - 1, [frame], info.fps, (info.width, info.height), info.frames)
     info = probe(source)
-    index = _start_index(start, info.frames, info.fps, source)
+    index = start_index(start, info.frames, info.fps, source)
     check_start(index, k, stride)
     wanted = context_indices(index, k, stride)
     frames = dict(read_frames(source, contract.frame_size, contract.fit, wanted=set(wanted), stop=index + 1))
     return Start(source, index, [frames[i] for i in wanted], info.fps, (info.width, info.height), info.frames)
 
 
-def _start_index(start: str, frames: int, fps: float, source: Path) -> int:
-    """last, a frame number (300), or seconds (12.5 or 12.5s)."""
-    if start == "last":
-        return frames - 1
-    try:
-        index = int(start) if start.isdigit() else round(float(start.rstrip("s")) * fps)
-    except (ValueError, OverflowError):
-        raise UserError(f"--start {start!r} is not last, a frame number or seconds (e.g. 12.5s)") from None
-    if not 0 <= index < frames:
-        raise UserError(f"--start {start} is frame {index}, but video {source} has {frames} frames (0-{frames - 1})")
-    return index
+def start_index(start: str, frames: int, fps: float, source: Path) -> int:
+    """epilogue-rollout's --start: last, or a frame number or seconds (`infer.context.parse_start`)."""
+    index = parse_start(start, frames, fps, source, "last")
+    return frames - 1 if index is None else index
 
 
 def output_size(size: str, start: Start, fit: str, frame_size: tuple[int, int]) -> tuple[int, int]:
@@ -167,128 +163,207 @@ def real_future(start: Start, stride: int, steps: int, size: tuple[int, int], fi
         yield frame
 
 
-def rollout(model_path: Path, source: Path, out: Path, *, start: str | None = None, steps: int | None = None,
-            size: str = "source", fps: float | None = None, duration: float | None = None,
-            with_source: float = 0.0, side_by_side: bool = False, frames_dir: Path | None = None,
-            provider: str = "auto", per_frame: bool = False, blend: int = 0,
-            fail_on_collapse: bool = False) -> dict:
-    """Write the continuation video and its JSON; returns the JSON's content.
+Item = tuple[np.ndarray, np.ndarray | None]  # a frame to encode, and the real frame to show on its left
 
-    A rollout starts at the last frame (or `start`) and makes `steps` steps (600). Per-frame mode runs the
-    source's frames from `start` (the first frame), `steps` of them (all), at the source's rate unless
-    `fps` or `duration` say otherwise; `with_source`, `blend` and `frames_dir` shape a rollout only."""
-    if (steps is not None and steps < 1) or blend < 0 or with_source < 0:
+
+@dataclass
+class Run:
+    """What both modes share: the model, how far a run got, and the one writer and finaliser of its video."""
+
+    model_path: Path
+    model: Model
+    source: Path
+    progress: Steps
+    done: int = 0  # steps (or source frames) whose frames are all in the video
+    model_seconds: float = 0.0
+    stopped_by: str | None = None  # interrupt, a health flag, or None when it ran to the end
+    began: float = 0.0  # when encoding began: the wall time counts from there
+
+    @contextmanager
+    def timing(self) -> Iterator[None]:
+        """Count the seconds spent in the model apart from decoding and encoding."""
+        began = time.perf_counter()
+        yield
+        self.model_seconds += time.perf_counter() - began
+
+    def finished(self, count: int) -> None:
+        self.done = count
+        self.progress.update(count)
+
+    def encode(self, items: Iterable[Item], out: Path, size: tuple[int, int], fps: float) -> VideoWriter:
+        """Encode what the run yields beside inference. Ctrl-C ends the run and keeps a valid, shorter video under
+        its name; an error drops it (`infer.video.encoding`)."""
+        codec = pick_codec(("h264_nvenc", "libx264") if self.model.device == "cuda" and _nvenc_works()
+                           else ("libx264",))
+        print(f"encoder: {codec}{'' if codec != 'mpeg4' else ' (libx264 missing: MPEG-4 Part 2 instead)'}, "
+              f"{size[1]}x{size[0]} at {fps:.3f} fps", flush=True)
+        self.began = time.perf_counter()
+        with encoding(out, size, fps, codec) as encoder, closing(self.progress):
+            try:
+                for frame, left in items:
+                    encoder.put(frame, left)
+            except KeyboardInterrupt:
+                self.stopped_by = "interrupt"
+        return encoder.writer
+
+    def record(self, writer: VideoWriter, monitor: Monitor, *, mode: str, begun: int, source_fps: float,
+               requested: int, rate: float, side_by_side: bool, blend: int = 0, with_source: float = 0.0) -> dict:
+        """The JSON beside the video: how it was made."""
+        contract, wall = self.model.contract, time.perf_counter() - self.began
+        return {
+            "video": str(writer.path), "made_by": f"epilogue-rollout {__version__}", "command": sys.argv,
+            "model": {"path": str(self.model_path), "sha256": file_sha256(self.model_path),
+                      "training_step": contract.training_step, "config_fingerprint": contract.config_fingerprint,
+                      "stride": contract.stride, "frame_size": contract.frame_size},
+            "provider": self.model.provider, "cuda_graphs": self.model.graphs, "codec": writer.codec, "mode": mode,
+            "start": {"source": str(self.source), "frame": begun, "seconds": round(begun / source_fps, 3)},
+            "steps_requested": requested, "steps": self.done, "frames": writer.frames, "fps": writer_fps(rate, blend),
+            "step_rate": rate, "size": list(writer.size[::-1]), "blend": blend, "with_source_s": with_source,
+            "side_by_side": side_by_side, "stopped_by": self.stopped_by,
+            "timing": {"wall_s": round(wall, 3), "model_s": round(self.model_seconds, 3),
+                       "model_s_per_step": round(self.model_seconds / max(self.done, 1), 5)},
+            "health": monitor.series(),
+        }
+
+
+def writer_fps(rate: float, blend: int) -> float:
+    """Frames per second of video: each step shows `blend` in-between frames, then itself."""
+    return rate * (blend + 1)
+
+
+def continue_film(model_path: Path, source: Path, out: Path, *, start: str | None = None, steps: int = 600,
+                  size: str = "source", fps: float | None = None, duration: float | None = None,
+                  with_source: float = 0.0, side_by_side: bool = False, frames_dir: Path | None = None,
+                  provider: str = "auto", blend: int = 0, fail_on_collapse: bool = False) -> dict:
+    """Continue the film `steps` steps past its last frame (or `start`), each output fed back in; write the
+    video and the JSON beside it, and return the JSON's content."""
+    if steps < 1 or blend < 0 or with_source < 0:
         raise UserError("--steps must be >= 1, --blend and --with-source >= 0")
-    if per_frame and (with_source or blend or frames_dir is not None or fail_on_collapse):
-        raise UserError("--per-frame makes one frame per source frame: --with-source, --blend, --frames-dir and "
-                        "--fail-on-collapse shape a rollout only; drop them (--start, --steps, --fps, --duration and "
-                        "--side-by-side work)")
+    check_output(out, frames_dir)
+    model = load(model_path, provider)
+    contract = model.contract
+    origin = find_start(model, source, start or "last")
+    panel = output_size(size, origin, contract.fit, contract.frame_size)
+    rate = step_rate(steps, fps, duration)
+    run, monitor = Run(model_path, model, source, Steps("rollout", steps)), Monitor()
+    stepper = Stepper(model)  # device buffers first: nothing to clean up if they can't be had
+    real = real_future(origin, contract.stride, steps, panel, contract.fit) if side_by_side else repeat(None)
+    prefix = source_prefix(origin, with_source, writer_fps(rate, blend), panel, contract.fit) if with_source else ()
+    outputs = stepped(stepper, origin, steps, monitor, run, fail_on_collapse)
+    items = chain(((frame, frame if side_by_side else None) for frame in prefix),
+                  shown(outputs, origin.frame, real, blend, frames_dir))
+    writer = run.encode(items, out, beside(panel, side_by_side), writer_fps(rate, blend))
+    record = run.record(writer, monitor, mode="rollout", begun=origin.index, source_fps=origin.fps, requested=steps,
+                        rate=rate, side_by_side=side_by_side, blend=blend, with_source=with_source)
+    return finish(record, monitor)
+
+
+def run_per_frame(model_path: Path, source: Path, out: Path, *, start: str | None = None, steps: int | None = None,
+                  size: str = "source", fps: float | None = None, duration: float | None = None,
+                  side_by_side: bool = False, provider: str = "auto") -> dict:
+    """Run each source frame from `start` (the first) through the model once, `steps` of them (all), with its
+    real context: a video of one-step predictions at the source's rate (or `fps`/`duration`); its JSON too."""
+    if steps is not None and steps < 1:
+        raise UserError("--steps must be >= 1")
+    check_output(out, None)
+    model = load(model_path, provider)
+    contract = model.contract
+    origin = find_start(model, source, "last")
+    first = start_index(start, origin.frames, origin.fps, source) if start else 0
+    total = min(steps or origin.frames, origin.frames - first)
+    panel = output_size(size, origin, contract.fit, contract.frame_size)
+    rate = step_rate(total, fps, duration, default=origin.fps)
+    run, monitor = Run(model_path, model, source, Steps("frames", total, unit="frame")), Monitor()
+    stepper = Stepper(model)  # device buffers first: nothing to clean up if they can't be had
+    real = (frame for _, frame in read_frames(source, panel, contract.fit, stop=first + total)) if side_by_side \
+        else repeat(None)
+    items = predicted(stepper, source, first, total, real, run)
+    writer = run.encode(items, out, beside(panel, side_by_side), rate)
+    record = run.record(writer, monitor, mode="per-frame", begun=first, source_fps=origin.fps, requested=total,
+                        rate=rate, side_by_side=side_by_side)
+    return finish(record, monitor)
+
+
+def check_output(out: Path, frames_dir: Path | None) -> None:
+    """Before any long work: the video's format, and folders that can hold what is written."""
     if out.suffix.lower() not in (".mp4", ".mov", ".mkv"):
         raise UserError(f"--out {out} should end in .mp4, .mov or .mkv")
     check_writable_dir(out.parent, "output directory")
     if frames_dir is not None:
         check_writable_dir(frames_dir, "frames directory")
-    model = load(model_path, provider)
-    contract = model.contract
-    origin = find_start(model, source, "last" if per_frame else start or "last")
-    height, width = output_size(size, origin, contract.fit, contract.frame_size)
-    if per_frame:
-        first = _start_index(start, origin.frames, origin.fps, source) if start else 0
-        total = min(steps or origin.frames, origin.frames - first)
-        rate = video_fps = step_rate(total, fps, duration, default=origin.fps)
-    else:
-        steps = steps or 600
-        rate = step_rate(steps, fps, duration)
-        video_fps, total = rate * (blend + 1), steps
-    stepper = Stepper(model)  # device buffers first: nothing to clean up if they can't be had
-    codec = pick_codec(("h264_nvenc", "libx264") if model.device == "cuda" and _nvenc_works() else ("libx264",))
-    writer = VideoWriter(out, (height, width * (2 if side_by_side else 1)), video_fps, codec)
-    print(f"encoder: {codec}{'' if codec != 'mpeg4' else ' (libx264 missing: MPEG-4 Part 2 instead)'}, "
-          f"{width * (2 if side_by_side else 1)}x{height} at {video_fps:.3f} fps", flush=True)
-    encoder = BackgroundEncoder(writer)
-    monitor = Monitor()
-    progress = Steps("frames" if per_frame else "rollout", total, unit="frame" if per_frame else "step")
-    began, model_seconds, done, stopped_by = time.perf_counter(), 0.0, 0, None
-    try:
-        if with_source and not per_frame:
-            left = source_prefix(origin, with_source, video_fps, (height, width), contract.fit)
-            for frame in left:
-                encoder.put(frame, frame if side_by_side else None)
-        if per_frame:
-            frames = read_frames(source, contract.frame_size, contract.fit, stop=first + total)
-            real = read_frames(source, (height, width), contract.fit, stop=first + total) if side_by_side else None
-            recent: deque[np.ndarray] = deque(maxlen=span(contract.context_frames, contract.stride) + 1)
-            for index, frame in frames:
-                recent.append(frame)
-                left = next(real)[1] if real else None
-                if index < first:  # still gathering the context of the first frame shown
-                    continue
-                # The real frames `stride` apart before this one; the first frame stands in before the film starts.
-                context = [recent[max(0, len(recent) - 1 - j * contract.stride)]
-                           for j in range(contract.context_frames - 1, -1, -1)]
-                t = time.perf_counter()
-                output = stepper.apply(context)
-                model_seconds += time.perf_counter() - t
-                encoder.put(output, left)
-                done += 1
-                progress.update(done)
-        else:
-            stepper.reset(origin.context)
-            monitor.begin(origin.frame)
-            previous = origin.frame
-            if frames_dir is not None:
-                save_png(frames_dir / "step_0000.png", origin.frame)
-            real = real_future(origin, contract.stride, steps, (height, width), contract.fit) if side_by_side \
-                else None
-            for k in range(1, steps + 1):
-                t = time.perf_counter()
-                stepper.step()
-                output = stepper.frame()
-                model_seconds += time.perf_counter() - t
-                flagged = monitor.observe(k, output)
-                current = to_uint8(output)
-                left = next(real) if real else None
-                for frame in blended(previous, current, blend):
-                    encoder.put(frame, left)
-                if frames_dir is not None:
-                    save_png(frames_dir / f"step_{k:04d}.png", current)
-                previous, done = current, k
-                progress.update(k)
-                if flagged and fail_on_collapse:
-                    stopped_by = flagged
-                    break
-    except KeyboardInterrupt:
-        stopped_by = "interrupt"
-    except BaseException:
-        progress.close()
-        encoder.abort()
-        raise
-    progress.close()
-    path = encoder.close()
-    wall = time.perf_counter() - began
-    begun = first if per_frame else origin.index
-    record = {
-        "video": str(path), "made_by": f"epilogue-rollout {__version__}", "command": sys.argv,
-        "model": {"path": str(model_path), "sha256": file_sha256(model_path), "training_step": contract.training_step,
-                  "config_fingerprint": contract.config_fingerprint, "stride": contract.stride,
-                  "frame_size": contract.frame_size},
-        "provider": model.provider, "cuda_graphs": model.graphs, "codec": codec,
-        "mode": "per-frame" if per_frame else "rollout",
-        "start": {"source": str(source), "frame": begun, "seconds": round(begun / origin.fps, 3)},
-        "steps_requested": total, "steps": done, "frames": writer.frames, "fps": video_fps,
-        "step_rate": rate, "size": list(writer.size[::-1]), "blend": blend, "with_source_s": with_source,
-        "side_by_side": side_by_side, "stopped_by": stopped_by,
-        "timing": {"wall_s": round(wall, 3), "model_s": round(model_seconds, 3),
-                   "model_s_per_step": round(model_seconds / max(done, 1), 5)},
-        "health": monitor.series(),
-    }
+
+
+def beside(panel: tuple[int, int], side_by_side: bool) -> tuple[int, int]:
+    """The video's (height, width): one panel, or the real film and the model's side by side."""
+    return panel[0], panel[1] * (2 if side_by_side else 1)
+
+
+def stepped(stepper: Stepper, origin: Start, steps: int, monitor: Monitor, run: Run, fail_on_collapse: bool
+            ) -> Iterator[np.ndarray]:
+    """Each step's output as uint8, fed back in as the next step's newest frame, watched for collapse. A step
+    counts as done once its frames are written (when asked for the next)."""
+    stepper.reset(origin.context)
+    monitor.begin(origin.frame)
+    for k in range(1, steps + 1):
+        with run.timing():
+            stepper.step()
+            output = stepper.frame()
+        flagged = monitor.observe(k, output)
+        yield to_uint8(output)
+        run.finished(k)
+        if flagged and fail_on_collapse:
+            run.stopped_by = flagged
+            return
+
+
+def shown(outputs: Iterator[np.ndarray], start: np.ndarray, real: Iterator[np.ndarray | None], blend: int,
+          frames_dir: Path | None) -> Iterator[Item]:
+    """What the video shows of each step: crossfaded in from the step before, beside its real frame; each step
+    also saved as a PNG in `frames_dir` (the start as step 0)."""
+    if frames_dir is not None:
+        save_png(frames_dir / "step_0000.png", start)
+    previous = start
+    for k, current in enumerate(outputs, start=1):
+        left = next(real)
+        for frame in blended(previous, current, blend):
+            yield frame, left
+        if frames_dir is not None:
+            save_png(frames_dir / f"step_{k:04d}.png", current)
+        previous = current
+
+
+def predicted(stepper: Stepper, source: Path, first: int, total: int, real: Iterator[np.ndarray | None], run: Run
+              ) -> Iterator[Item]:
+    """Per-frame mode: each source frame from `first` on, `total` of them, predicted from the real frames
+    `stride` apart before it (the film's first frame stands in before the film starts)."""
+    contract = stepper.contract
+    recent: deque[np.ndarray] = deque(maxlen=span(contract.context_frames, contract.stride) + 1)
+    for index, frame in read_frames(source, contract.frame_size, contract.fit, stop=first + total):
+        recent.append(frame)
+        left = next(real)
+        if index < first:  # still gathering the context of the first frame shown
+            continue
+        context = [recent[max(0, len(recent) - 1 - j * contract.stride)]
+                   for j in range(contract.context_frames - 1, -1, -1)]
+        with run.timing():
+            output = stepper.apply(context)
+        yield output, left
+        run.finished(index - first + 1)
+
+
+def finish(record: dict, monitor: Monitor) -> dict:
+    """Write the JSON beside the video and say what was made and what to do next."""
+    path = Path(record["video"])
     write_text_atomic(path.with_suffix(".json"), json.dumps(record, indent=2))
-    _report(record, path, stopped_by, monitor)
+    _report(record, monitor)
     return record
 
 
 def _nvenc_works() -> bool:
-    """h264_nvenc is in PyAV's FFmpeg everywhere, but opens only where a GPU and driver are."""
+    """h264_nvenc is in PyAV's FFmpeg everywhere, but opens only where a GPU and driver are. The test encoder
+    is closed before the real one opens (PyAV closes a codec context when it is deleted): a GPU runs only a few
+    NVENC sessions at once."""
+    context = None
     try:
         context = av.CodecContext.create("h264_nvenc", "w")
         context.width, context.height, context.pix_fmt = 256, 256, "yuv420p"
@@ -297,21 +372,33 @@ def _nvenc_works() -> bool:
         return True
     except (av.FFmpegError, ValueError):
         return False
+    finally:
+        del context
 
 
-def _report(record: dict, path: Path, stopped_by: str | None, monitor: Monitor) -> None:
-    timing = record["timing"]
+def _report(record: dict, monitor: Monitor) -> None:
+    timing, path = record["timing"], Path(record["video"])
     unit = "source frames" if record["mode"] == "per-frame" else "steps"
     print(f"{record['steps']} {unit} in {timing['wall_s']:.1f} s (model {timing['model_s']:.1f} s), "
           f"{record['frames']} frames at {record['fps']:.3f} fps = {record['frames'] / record['fps']:.1f} s of video")
     if monitor.flags:
         print(f"health: flagged {', '.join(f'{k} from step {v}' for k, v in monitor.flags.items())} "
               f"(per-step series in {path.with_suffix('.json')})")
-    if stopped_by == "interrupt":
-        print(f"interrupted: {path} is a valid video holding {record['steps']} steps")
-    elif stopped_by:
-        print(f"stopped at step {record['steps']}: the continuation {stopped_by} (--fail-on-collapse)")
-    print(f"video: {path}\nabout it: {path.with_suffix('.json')}")
+    if record["stopped_by"] == "interrupt":
+        print(f"interrupted: {path} is a valid video holding {record['steps']} {unit}")
+    elif record["stopped_by"]:
+        print(f"stopped at step {record['steps']}: the continuation {record['stopped_by']} (--fail-on-collapse)")
+    print(f"video: {path}\nabout it: {path.with_suffix('.json')}\nnext: {next_command(record)}")
+
+
+def next_command(record: dict) -> str:
+    """Score the model against the film it continued (linking a continuation from the report); an image has no
+    real future to score against: watch the video."""
+    model, source = record["model"]["path"], record["start"]["source"]
+    if Path(source).suffix.lower() in IMAGE_SUFFIXES:
+        return f"watch {record['video']}"
+    linked = f" --video {record['video']}" if record["mode"] == "rollout" else ""
+    return f"epilogue-eval {model} {source}{linked}"
 
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
@@ -340,13 +427,26 @@ def cli(
     = False,
 ) -> None:
     """Continue a film past its last frame with an exported epilogue model."""
-    record = rollout(model, source, out, start=start, steps=steps, size=size, fps=fps, duration=duration,
-                     with_source=with_source, side_by_side=side_by_side, frames_dir=frames_dir,
-                     provider=provider, per_frame=per_frame, blend=blend, fail_on_collapse=fail_on_collapse)
+    if per_frame:
+        refuse_rollout_options(with_source, blend, frames_dir, fail_on_collapse)
+        record = run_per_frame(model, source, out, start=start, steps=steps, size=size, fps=fps, duration=duration,
+                               side_by_side=side_by_side, provider=provider)
+    else:
+        record = continue_film(model, source, out, start=start, steps=600 if steps is None else steps, size=size,
+                               fps=fps, duration=duration, with_source=with_source, side_by_side=side_by_side,
+                               frames_dir=frames_dir, provider=provider, blend=blend, fail_on_collapse=fail_on_collapse)
     if record["stopped_by"] == "interrupt":
         raise SystemExit(130)
     if record["stopped_by"]:
         raise SystemExit(3)
+
+
+def refuse_rollout_options(with_source: float, blend: int, frames_dir: Path | None, fail_on_collapse: bool) -> None:
+    """--per-frame runs no continuation: the options that shape one would be silently ignored."""
+    if with_source or blend or frames_dir is not None or fail_on_collapse:
+        raise UserError("--per-frame makes one frame per source frame: --with-source, --blend, --frames-dir and "
+                        "--fail-on-collapse shape a rollout only; drop them (--start, --steps, --fps, --duration and "
+                        "--side-by-side work)")
 
 
 def main() -> None:

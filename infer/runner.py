@@ -79,6 +79,18 @@ def _cuda_graph_session(path: Path) -> tuple[ort.InferenceSession | None, str]:
         return None, f"CUDA graphs off: {str(error).splitlines()[0][:100]}"
 
 
+def _unreadable(path: Path, error: Exception) -> UserError | None:
+    """The file itself can't be run: not an ONNX model, or one newer than this onnxruntime reads. Asked only of
+    the CPU provider's error: a GPU provider that fails to start can say INVALID about itself, not the file."""
+    text = str(error)
+    if (newer := re.search(r"Unsupported model IR version: \d+, max supported IR version: \d+", text)):
+        return UserError(f"model {path} is newer than onnxruntime {ort.__version__} reads ({newer[0]}); "
+                         "upgrade onnxruntime or export the model again with this epilogue")
+    if "protobuf" in text.lower() or "INVALID" in text:
+        return UserError(f"model {path} is not an ONNX model ({text.splitlines()[0][:120]})")
+    return None
+
+
 def load(path: Path, provider: str = "auto") -> Model:
     """Open an epilogue ONNX model on the first provider that really starts: TensorRT, CUDA, then CPU."""
     if ort is None:
@@ -99,11 +111,8 @@ def load(path: Path, provider: str = "auto") -> Model:
         try:
             session = graph_session or _session(path, name)
         except Exception as error:  # noqa: BLE001 - ONNX Runtime raises its own untyped errors
-            if "protobuf" in str(error).lower() or "INVALID" in str(error):
-                raise UserError(f"model {path} is not an ONNX model ({str(error).splitlines()[0][:120]})") from None
-            if (newer := re.search(r"Unsupported model IR version: \d+, max supported IR version: \d+", str(error))):
-                raise UserError(f"model {path} is newer than onnxruntime {ort.__version__} reads ({newer[0]}); "
-                                "upgrade onnxruntime or export the model again with this epilogue") from None
+            if name == "cpu" and (refusal := _unreadable(path, error)):
+                raise refusal from None
             tried.append(f"{name}: {str(error).splitlines()[0][:80]}")
             continue
         if session.get_providers()[0] != PROVIDERS[name]:  # onnxruntime-gpu without CUDA falls back silently

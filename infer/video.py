@@ -22,6 +22,8 @@ from av.video.reformatter import Interpolation
 
 from infer.errors import UserError, atomic_path, warn
 
+DEFAULT_FPS = 24  # a video that says no frame rate is taken as film
+
 
 @dataclass(frozen=True)
 class VideoInfo:
@@ -88,9 +90,22 @@ def _scan(path: Path, size: tuple[int, int] | None = None, fit: str = "squash") 
         width, height = first.width, first.height
         if _quarter_turns(first) % 2:
             width, height = height, width
-        rate = stream.average_rate or stream.guessed_rate or Fraction(24)
-        info = VideoInfo(str(path), count, float(rate), width, height)
+        info = VideoInfo(str(path), count, _frame_rate(path, stream), width, height)
         return info, (to_rgb(last, size, fit) if size is not None else None)
+
+
+def _frame_rate(path: Path, stream: av.video.stream.VideoStream) -> float:
+    """The stream's average rate, else FFmpeg's guess unless that is only the container's clock (1000 for MKV,
+    90000 for MPEG-TS: what it guesses when it knows nothing); else DEFAULT_FPS, said, since seconds (--start
+    12.5s) and the per-frame video's rate are counted with it."""
+    rate = stream.average_rate
+    if not rate and stream.guessed_rate and stream.time_base and stream.guessed_rate != 1 / stream.time_base:
+        rate = stream.guessed_rate
+    if not rate:
+        warn(f"video {path} has no frame rate: taking {DEFAULT_FPS} fps; if it is another, re-encode it with its "
+             f"rate (e.g. ffmpeg -i {path.name} -r 30 fixed.mp4)")
+        return float(DEFAULT_FPS)
+    return float(rate)
 
 
 def read_frames(
@@ -219,6 +234,21 @@ class VideoWriter:
         with contextlib.suppress(av.FFmpegError):
             self._container.close()
         self._tmp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def encoding(path: Path, size: tuple[int, int], fps: float, codec: str | None = None,
+             options: dict[str, str] | None = None) -> Iterator[BackgroundEncoder]:
+    """A video written on a thread beside the caller's work: finalised under `path` when the block ends, dropped
+    when it raises (Ctrl-C included), so nothing half-written stays and the container is closed either way. A
+    command that keeps what it made on Ctrl-C catches the interrupt inside the block."""
+    encoder = BackgroundEncoder(VideoWriter(path, size, fps, codec, options))
+    try:
+        yield encoder
+    except BaseException:
+        encoder.abort()
+        raise
+    encoder.close()
 
 
 class BackgroundEncoder:

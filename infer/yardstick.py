@@ -194,14 +194,15 @@ class Judge:
         self.colour: list[float] = []
         self.thumbs: list[np.ndarray] = []
 
-    def observe(self, frame: np.ndarray) -> None:
-        """The next uint8 frame of the rollout, at model size."""
+    def observe(self, frame: np.ndarray) -> float:
+        """The next uint8 frame of the rollout, at model size; returns its motion, for the health monitor."""
         pixels = to_unit(frame)
         self.motion.append(metrics.motion(self.previous, pixels))
         self.sharpness.append(metrics.sharpness(pixels))
         self.colour.append(self.reference.colour(pixels))
         self.thumbs.append(thumbnail(frame))
         self.previous = pixels
+        return self.motion[-1]
 
     def verdict(self) -> dict:
         ref = self.reference

@@ -12,7 +12,7 @@ from infer.contract import input_names
 from infer.errors import UserError
 from infer.evaluate import evaluate
 from infer.roll import roll
-from infer.rollout import rollout
+from infer.rollout import continue_film, run_per_frame
 from infer.video import read_frames, read_image
 
 OPTIONS = {  # (context, unroll): the rest of the techniques spread over the cases
@@ -57,7 +57,7 @@ def test_other_windows_train_and_export_with_parity(square_video, tmp_path, cont
 
 
 def test_the_ring_feeds_step_k_the_outputs_of_steps_k_1_to_k_3_exactly(context_model, square_video, tmp_path):
-    record = rollout(context_model, square_video, tmp_path / "c.mp4", steps=8, frames_dir=tmp_path / "frames")
+    record = continue_film(context_model, square_video, tmp_path / "c.mp4", steps=8, frames_dir=tmp_path / "frames")
     assert record["start"]["frame"] == 159
     saved = [read_image(tmp_path / "frames" / f"step_{k:04d}.png") for k in range(1, 9)]
     start = dict(read_frames(square_video, (64, 64), wanted={155, 157, 159}))  # 3 frames, stride 2
@@ -75,7 +75,7 @@ def test_the_ring_feeds_step_k_the_outputs_of_steps_k_1_to_k_3_exactly(context_m
 def test_evaluation_and_per_frame_mode_feed_the_context(context_model, square_video, tmp_path):
     report = evaluate(context_model, square_video, steps=4, long=12, out=tmp_path / "eval")
     assert report["steps_compared"] == 4 and report["alive"]["steps"] == 12
-    record = rollout(context_model, square_video, tmp_path / "p.mp4", per_frame=True)
+    record = run_per_frame(context_model, square_video, tmp_path / "p.mp4")
     assert record["frames"] == 160
 
 
@@ -85,9 +85,9 @@ def test_what_cannot_feed_a_context_model_says_so_in_one_line(context_model, squ
 
     save_png(image, np.zeros((64, 64, 3), np.uint8))
     with pytest.raises(UserError, match="an image gives one: start from a video"):
-        rollout(context_model, image, tmp_path / "c.mp4", steps=2)
+        continue_film(context_model, image, tmp_path / "c.mp4", steps=2)
     with pytest.raises(UserError, match=r"the start \(frame 2\) needs 4 frames before it"):
-        rollout(context_model, square_video, tmp_path / "c.mp4", steps=2, start="2")
+        continue_film(context_model, square_video, tmp_path / "c.mp4", steps=2, start="2")
     with pytest.raises(UserError, match=r"the start \(frame 0\) needs 4 frames before it"):
         evaluate(context_model, square_video, start="0", steps=2, long=2, out=tmp_path / "e")
 

@@ -1,10 +1,13 @@
 """Evaluation: honest numbers against the real future and two baselines, and a report that shows them."""
 
+import contextlib
 import html
 import json
+import os
 import re
 import shutil
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -50,6 +53,7 @@ def report(square_model, square_video, tmp_path_factory):
 def test_a_briefly_trained_model_beats_persistence_at_step_1_on_learnable_motion(report):
     numbers, _ = report
     assert numbers["start_frame"] == 136  # the first held-out test frame of 160
+    assert numbers["alive"]["reference"]["spans"] == {"statistics": [0, 112], "training": [0, 112]}  # its splits
     assert numbers["steps_compared"] == (159 - 136) // 2
     assert 1 in numbers["model_beats"]["persistence"]["l1"]
     assert 1 in numbers["model_beats"]["mean_frame"]["l1"]
@@ -95,11 +99,107 @@ def test_a_start_inside_training_warns_and_a_too_short_video_is_an_error(square_
         evaluate(square_model, short, out=tmp_path / "b")
 
 
-def test_another_video_starts_at_the_models_own_test_fraction(square_model, tmp_path, capsys):
+def test_another_video_starts_at_the_models_own_test_fraction(square_model, square_video, tmp_path, capsys):
     longer = write_video(tmp_path / "longer.mp4", (square_frame(i) for i in range(200)))
     report = evaluate(square_model, longer, steps=2, long=2, out=tmp_path / "e")
     assert report["start_frame"] == 170  # the last 15% of 200 frames
-    assert "its last 15% (the model's test fraction)" in capsys.readouterr().err
+    assert capsys.readouterr().err.splitlines()[0] == (
+        f"warning: video {longer} is not the training film {square_video} (another sha256): starting at its last 15% "
+        "(the model's test fraction), which may not be held out")
+
+
+def test_another_film_as_long_as_the_training_film_is_not_taken_for_it(square_model, tmp_path, capsys):
+    """Same length (160 frames), another film: its spans are its own, not the training film's splits."""
+    other = write_video(tmp_path / "other.mp4", (square_frame(i, speed=3) for i in range(160)))
+    report = evaluate(square_model, other, start="1.0", steps=2, long=2, out=tmp_path / "e")
+    assert report["start_frame"] == 24
+    assert report["alive"]["reference"]["spans"] == {"statistics": [0, 160], "training": [0, 24]}
+    assert "inside the training split" not in capsys.readouterr().err  # its frames were never trained on
+    report = evaluate(square_model, other, steps=2, long=2, out=tmp_path / "e")
+    assert report["alive"]["reference"]["spans"] == {"statistics": [0, 160], "training": [0, 136]}
+    assert "is not the training film" in capsys.readouterr().err
+
+
+def run_eval(capsys, monkeypatch, *args) -> tuple[int, list[str], list[str]]:
+    """epilogue-eval on the command line: exit code, stdout lines, stderr lines."""
+    from infer.evaluate import main
+
+    monkeypatch.setattr("sys.argv", ["epilogue-eval", *map(str, args)])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    captured = capsys.readouterr()
+    return exit_info.value.code, captured.out.splitlines(), captured.err.splitlines()
+
+
+def test_start_is_a_frame_number_or_seconds_and_the_command_ends_with_the_report(square_model, square_video,
+                                                                                 tmp_path, capsys, monkeypatch):
+    out = tmp_path / "e"
+    for start, frame in (("130", 130), ("5.5s", 132), ("5.5", 132), ("test", 136)):
+        code, lines, _ = run_eval(capsys, monkeypatch, square_model, square_video, "--start", start, "--steps", "2",
+                                  "--long", "2", "--out", out)
+        assert code == 0 and json.loads((out / "eval.json").read_text())["start_frame"] == frame
+    assert lines[-3:] == [f"report: {out / 'index.html'}", f"numbers: {out / 'eval.json'}",
+                          f"next: open {out / 'index.html'} in a browser"]
+    code, _, errors = run_eval(capsys, monkeypatch, square_model, square_video, "--start", "soon", "--out", out)
+    assert code == 2
+    assert errors[-1] == "error: --start 'soon' is not test, a frame number or seconds (e.g. 300 or 12.5s)"
+
+
+def test_motion_is_measured_once_per_step_and_shared(square_model, square_video, tmp_path, monkeypatch):
+    calls = []
+    motion = metrics.motion
+
+    def counted(previous, current):
+        calls.append(1)
+        return motion(previous, current)
+
+    monkeypatch.setattr(metrics, "motion", counted)
+    report = evaluate(square_model, square_video, steps=3, long=12, out=tmp_path / "e")
+    assert len(calls) == (160 - 2) + 12  # the real film's steps (stride 2), then each rollout step once
+    assert report["health"]["mean_abs_change"] == report["alive"]["per_step"]["motion"]
+
+
+def files_held_open(folder: Path) -> list[str]:
+    """What this process still has open under `folder` (Linux: /proc/self/fd)."""
+    held = []
+    for fd in Path("/proc/self/fd").iterdir():
+        with contextlib.suppress(OSError):  # an fd closed while we look
+            if str(folder) in os.readlink(fd):
+                held.append(os.readlink(fd))
+    return held
+
+
+@pytest.mark.parametrize("stop", [RuntimeError, KeyboardInterrupt])
+def test_an_evaluation_stopped_midway_leaves_no_video_and_no_open_file(square_model, square_video, tmp_path,
+                                                                      monkeypatch, stop):
+    from infer.runner import Stepper
+
+    step, calls = Stepper.step, []
+
+    def failing(self):
+        calls.append(1)
+        if len(calls) == 30:  # past the encoder's lookahead: the file has begun
+            raise stop("stopped at step 30")
+        step(self)
+
+    monkeypatch.setattr(Stepper, "step", failing)
+    out = tmp_path / "eval"
+    with pytest.raises(stop, match="stopped at step 30"):
+        evaluate(square_model, square_video, steps=3, long=40, out=out)
+    assert list(out.iterdir()) == [] and files_held_open(out) == []
+
+
+def test_ctrl_c_in_an_evaluation_says_nothing_was_written(square_model, square_video, tmp_path, capsys,
+                                                          monkeypatch):
+    from infer.runner import Stepper
+
+    def interrupted(self):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Stepper, "step", interrupted)
+    code, _, errors = run_eval(capsys, monkeypatch, square_model, square_video, "--out", tmp_path / "e")
+    assert code == 130 and list((tmp_path / "e").iterdir()) == []
+    assert errors[-1] == "interrupted: no report written (nothing half-written left); run the command again"
 
 
 CHECK = """<script>

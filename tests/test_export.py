@@ -8,6 +8,7 @@ import pytest
 
 from export.cli import main
 from export.onnx_export import export
+from infer.config import Config
 from infer.contract import Contract
 from infer.runner import load
 
@@ -21,7 +22,9 @@ def test_round_trip_metadata_and_parity(square_model, square_run):
     assert contract.frame_size == (64, 64) and contract.value_range == (-1.0, 1.0) and contract.layout == "NHWC"
     assert contract.stride == 2 and contract.context_frames == 1 and contract.fit == "squash"
     assert contract.source_fps == 24 and contract.source_size == (64, 64) and contract.source_frames == 160
-    assert contract.config_fingerprint == record["fingerprint"] and contract.config == record["config"]
+    assert contract.config_fingerprint == record["fingerprint"]
+    assert contract.config == Config.from_dict(record["config"])  # typed, read back as today's
+    assert contract.source_sha256 == record["videos"][0]["sha256"] and contract.checkpoint == "best"
     assert contract.training_step in (0, 300, 600)  # the best checkpoint by validation L1
     assert contract.parity["step_max_abs_diff"] < 1e-4 and contract.parity_provider == "CPUExecutionProvider"
     assert contract.splits["test"] == [136, 160]
