@@ -16,7 +16,7 @@ import tensorflow as tf
 from infer import metrics
 from infer.config import Config
 from infer.context import context_indices, span
-from infer.frames import to_model, to_uint8, to_unit
+from infer.frames import model_from_unit, to_model, to_uint8, to_unit, unit_from_model
 from infer.pictures import grid, save_gif, save_png
 from infer.roll import roll
 from infer.video import read_frames
@@ -36,8 +36,8 @@ def context_of(generator: keras.Model) -> int:
 def _predict_and_score(generator: keras.Model, windows: tf.Tensor) -> dict[str, tf.Tensor]:
     """Per-window L1, PSNR and SSIM of one step from the real context, frames in [0, 1], inference mode."""
     k = context_of(generator)
-    fake = (generator([windows[:, j] for j in range(k)], training=False) + 1.0) / 2.0
-    real = (windows[:, k] + 1.0) / 2.0
+    fake = unit_from_model(generator([windows[:, j] for j in range(k)], training=False))
+    real = unit_from_model(windows[:, k])
     return {"l1": tf.reduce_mean(tf.abs(fake - real), axis=[1, 2, 3]),
             "psnr": tf.image.psnr(fake, real, max_val=1.0),
             "ssim": tf.image.ssim(fake, real, max_val=1.0)}
@@ -67,7 +67,7 @@ def kept(generator: keras.Model, inputs: list[np.ndarray]) -> np.ndarray | None:
     if not isinstance(head, KeepOrRedraw):
         return None
     raw = keras.Model(generator.inputs, head.input[0])(inputs, training=False)
-    return np.repeat(keras.ops.convert_to_numpy(keras.ops.sigmoid(raw[..., 3:])), 3, axis=-1) * 2.0 - 1.0
+    return model_from_unit(np.repeat(keras.ops.convert_to_numpy(keras.ops.sigmoid(raw[..., 3:])), 3, axis=-1))
 
 
 def draw(generator: keras.Model, samples: np.ndarray, preview_start: np.ndarray, preview_steps: int, run_dir: Path,
