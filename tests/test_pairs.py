@@ -150,3 +150,40 @@ def test_missing_video_is_one_line_without_traceback(tmp_path):
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert f"error: video {tmp_path / 'nope.mp4'} does not exist" in result.stderr
+
+
+@pytest.mark.parametrize(("toml", "message"), [
+    ("[data]\nhop = 1.5", "data.hop must be an integer (got 1.5)"),
+    ("[data]\nmirror = 1", "data.mirror must be true or false (got 1)"),
+    ("[train]\nsteps = true", "train.steps must be an integer (got True)"),
+    ("[data]\nfit = 3", "data.fit must be a string (got 3)"),
+    ('[data]\nsplits = [0.7, "a", 0.15]', "data.splits must be a list of numbers (got [0.7, 'a', 0.15])"),
+    ('[data]\nvideos = "a.mp4"', "data.videos must be a list of strings (got 'a.mp4')"),
+])
+def test_a_config_value_of_the_wrong_type_is_one_line_naming_the_field_the_type_and_the_value(tmp_path, toml,
+                                                                                               message):
+    from infer.errors import UserError
+
+    path = tmp_path / "bad.toml"
+    path.write_text(toml + "\n")
+    with pytest.raises(UserError) as error:
+        resolve("tiny", path, {})
+    assert str(error.value) == f"{path}: {message}"
+
+
+def test_a_number_option_takes_an_integer_and_a_wrong_type_is_one_line_from_the_command_line(barcode_video,
+                                                                                             tmp_path, capsys,
+                                                                                             monkeypatch):
+    from trainer.cli import main
+
+    (tmp_path / "whole.toml").write_text("[train]\nlearning_rate = 1\n")
+    rate = resolve("tiny", tmp_path / "whole.toml", {}).train.learning_rate
+    assert rate == 1.0 and type(rate) is float
+    (tmp_path / "bad.toml").write_text("[data]\nhop = 1.5\n")
+    monkeypatch.setattr("sys.argv", ["epilogue-train", str(barcode_video), "--preset", "tiny", "--config",
+                                     str(tmp_path / "bad.toml"), "--dry-run"])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.splitlines() == [f"error: {tmp_path / 'bad.toml'}: data.hop must be an integer "
+                                                    "(got 1.5)"]
