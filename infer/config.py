@@ -36,7 +36,7 @@ class DataConfig:
     splits: tuple[float, float, float] = (0.7, 0.15, 0.15)  # train, val, test: in time, never random
     jitter: float = 0.12  # upscale by this much, then random-crop back (same for both frames)
     mirror: bool = False  # mirroring reverses the motion to learn: off for video
-    shuffle_buffer: int = 2048
+    shuffle_buffer: int = 2048  # training windows held for shuffling: two blocks of half as many, in time
 
 
 @dataclass(frozen=True)

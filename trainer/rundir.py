@@ -76,12 +76,21 @@ def locked(run_dir: Path) -> Iterator[None]:
         handle.truncate()
         handle.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
         handle.flush()
+        _clear_stale_cache_locks(run_dir)
         try:
             yield
         finally:
             handle.seek(0)
             handle.truncate()
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _clear_stale_cache_locks(run_dir: Path) -> None:
+    """tf.data marks a cache file being filled with a .lockfile and refuses to fill one that has it; a trainer
+    killed mid-pass leaves it behind. Only the holder of the run's lock may take it for stale: any other trainer
+    could be filling that cache now."""
+    for stale in (run_dir / "cache").glob("*.lockfile"):
+        stale.unlink()
 
 
 def check_fits(run_dir: Path, config: Config, plans: list[VideoPlan]) -> dict | None:
