@@ -47,6 +47,27 @@ def test_the_lean_install_says_in_one_line_which_extra_training_and_export_need(
                                           "a GPU machine"]
 
 
+BROKEN_FILTER = """
+import os
+from trainer import quiet
+class Broken:
+    def search(self, text):
+        raise RuntimeError("a filter that fails")
+quiet.CHATTER = Broken()
+with quiet.quiet():
+    for i in range(20000):  # 200 KB: more than a pipe holds, so a reader gone would block these writes for good
+        os.write(2, b"line %d\\n" % i)
+    os.write(2, b"the last line, without its newline")
+print("done")
+"""
+
+
+def test_a_failing_chatter_filter_passes_every_line_on_and_nothing_hangs():
+    result = subprocess.run([sys.executable, "-c", BROKEN_FILTER], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and result.stdout == "done\n"
+    assert result.stderr == "".join(f"line {i}\n" for i in range(20000)) + "the last line, without its newline"
+
+
 def test_a_mistake_is_exactly_one_line(tmp_path):
     missing = tmp_path / "nope.mp4"
     train = run("-m", "trainer.cli", str(missing))
