@@ -283,7 +283,7 @@ def rollout(steps: int = 600) -> dict:
         generator = model.generator(config)  # untrained weights: speed does not depend on them
         tf.train.CheckpointManager(tf.train.Checkpoint(generator=generator), run / "checkpoints", 1).save()
         onnx_path = run / "generator.onnx"
-        meta = contract(run, 0, plan(config)[0])
+        meta = contract(run, 0)
         save(to_onnx(generator, meta.output, 17), onnx_path, meta)
         figures |= model_only(generator, onnx_path)
         for name, script, target in (("epilogue", _OUR_WAY, onnx_path), ("origin_notebook", _ORIGIN_WAY, run)):
