@@ -10,6 +10,7 @@ import typer
 
 from export import CONVERTERS
 from infer.errors import UserError, exit_on_user_error
+from trainer.extras import training_extra
 from trainer.quiet import quiet
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
@@ -35,7 +36,7 @@ def cli(
         raise UserError(f"--converter must be one of {', '.join(CONVERTERS)} (got {converter!r})")
     if checkpoint not in ("best", "latest") and not checkpoint.isdigit():
         raise UserError(f"--checkpoint must be best, latest or a step number (got {checkpoint!r})")
-    with quiet(verbose):
+    with quiet(verbose), training_extra("epilogue-export"):
         import tensorflow as tf
 
         from export.onnx_export import export

@@ -2,8 +2,8 @@
 
 The generator is rebuilt under the float32 policy and the checkpoint's weights loaded into it (a
 mixed-precision run exports as float32), written out as an ONNX graph layer by layer, then run by ONNX
-Runtime beside Keras on real validation frames: one step, and a 10-step rollout fed back on itself.
-Export fails when they differ.
+Runtime beside Keras on real validation frames (recorded in the run directory when training began, so the
+videos are not read again): one step, and a 10-step rollout fed back on itself. Export fails when they differ.
 """
 
 from __future__ import annotations
@@ -22,20 +22,20 @@ import tensorflow as tf
 from export import CONVERTERS
 from export.onnx_graph import NoWriter, to_onnx
 from infer import __version__
-from infer.config import Config
-from infer.context import context_indices, span
 from infer.contract import Contract, input_names
 from infer.errors import UserError, atomic_path, check_writable_dir, warn
 from infer.frames import to_model
 from infer.roll import roll
-from infer.video import read_frames
 from trainer import model
-from trainer.plan import VideoPlan, plan
-from trainer.rundir import read_config
+from trainer.rundir import read_config, recorded_parity_frames, recorded_splits
 
 STEP_TOLERANCE = 1e-4  # max abs difference of one step, values in [-1, 1]
 ROLLOUT_STEPS = 10
 ROLLOUT_TOLERANCE = 1e-2  # float32 round-off compounds over 10 fed-back steps; a real mismatch is >= 0.1
+# The float16 variant against float32 Keras: float16 keeps 11 bits (steps of 5e-4 near 1), so its limits are
+# wider than float32's, and a real mismatch (0.1 or more over the rollout) still fails.
+HALF_STEP_TOLERANCE = 1e-2
+HALF_ROLLOUT_TOLERANCE = 5e-2
 
 
 def find_checkpoint(run_dir: Path, which: str) -> str:
@@ -43,8 +43,9 @@ def find_checkpoint(run_dir: Path, which: str) -> str:
     folder = run_dir / ("best" if which == "best" else "checkpoints")
     if which in ("best", "latest"):
         path = tf.train.latest_checkpoint(str(folder))
-        if path is None and which == "best":  # no trained eval yet: fall back to the latest one
-            path = tf.train.latest_checkpoint(str(run_dir / "checkpoints"))
+        if path is None and which == "best" and tf.train.latest_checkpoint(str(run_dir / "checkpoints")):
+            raise UserError(f"run {run_dir} has no best checkpoint yet (none until the first eval of a trained "
+                            "step); export with --checkpoint latest, or train until the first eval")
     elif which.isdigit():
         path = str(folder / f"ckpt-{int(which)}")
         path = path if Path(f"{path}.index").exists() else None
@@ -72,15 +73,11 @@ def load_generator(run_dir: Path, checkpoint: str) -> tuple[keras.Model, int]:
     return generator, int(step.numpy())
 
 
-def validation_contexts(config: Config, first: VideoPlan, count: int = 4) -> list[np.ndarray]:
-    """`count` real contexts spread over the first video's validation split: one [count, h, w, 3] array per
-    context frame, oldest first, in [-1, 1]."""
-    split, k, stride = first.splits["val"], config.model.context, config.data.stride
-    newest = np.linspace(split.start + span(k, stride), split.stop - 1, count).round().astype(int).tolist()
-    contexts = [context_indices(n, k, stride) for n in newest]
-    frames = dict(read_frames(Path(first.info.path), config.frame_size, config.data.fit,
-                              wanted={i for c in contexts for i in c}, stop=split.stop))
-    return [to_model(np.stack([frames[c[j]] for c in contexts]))[0] for j in range(k)]
+def parity_contexts(run_dir: Path) -> list[np.ndarray]:
+    """The run's recorded validation contexts in [-1, 1]: one [count, h, w, 3] array per context frame, oldest
+    first."""
+    frames = recorded_parity_frames(run_dir)
+    return [to_model(frames[:, j])[0] for j in range(frames.shape[1])]
 
 
 def check_parity(generator: keras.Model, proto: onnx.ModelProto, contexts: list[np.ndarray],
@@ -102,16 +99,15 @@ def check_parity(generator: keras.Model, proto: onnx.ModelProto, contexts: list[
     return {"step_max_abs_diff": step, "rollout_max_abs_diff": float(np.abs(a - b).max())}
 
 
-def contract(run_dir: Path, step: int, first: VideoPlan, checkpoint: str = "best") -> Contract:
+def contract(run_dir: Path, step: int, checkpoint: str = "best") -> Contract:
     record = json.loads((run_dir / "config.json").read_text())
     config = read_config(run_dir)
     video = record["videos"][0]
-    spans = {name: [s.start, s.stop] for name, s in first.splits.items()}
     return Contract(inputs=tuple(input_names(config.model.context)), output="next_frame", layout="NHWC",
                     value_range=(-1.0, 1.0), source_fps=video["fps"], source_size=tuple(video["size"]),
                     training_step=step, config_fingerprint=record["fingerprint"],
                     epilogue_version=__version__, source_video=video["path"], source_frames=video["frames"],
-                    splits=spans, config=config,
+                    splits=recorded_splits(run_dir), config=config,
                     checkpoint=checkpoint, source_sha256=video["sha256"])
 
 
@@ -169,36 +165,52 @@ def save(proto: onnx.ModelProto, path: Path, meta: Contract) -> None:
         tmp.unlink(missing_ok=True)
 
 
+def within(parity: dict[str, float], step_limit: float, rollout_limit: float, provider: str, frames: int) -> bool:
+    """Say the parity in one line; whether both differences are inside their limits."""
+    print(f"parity on {frames} validation frames (ONNX Runtime {provider.removesuffix('ExecutionProvider')} vs "
+          f"Keras): one step max |diff| {parity['step_max_abs_diff']:.2e} (limit {step_limit:.0e}), "
+          f"{ROLLOUT_STEPS}-step rollout {parity['rollout_max_abs_diff']:.2e} (limit {rollout_limit:.0e})")
+    return parity["step_max_abs_diff"] <= step_limit and parity["rollout_max_abs_diff"] <= rollout_limit
+
+
+def half_variant(generator: keras.Model, proto: onnx.ModelProto, frames: list[np.ndarray], out: Path,
+                 half: Path) -> tuple[onnx.ModelProto, dict[str, float] | None]:
+    """The float16 variant and its parity on CUDA (None where no CUDA provider is here to check it); like the
+    float32 model, one beyond tolerance is refused before anything is written."""
+    half_proto = to_fp16(proto)
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        return half_proto, None
+    parity = check_parity(generator, half_proto, frames, ["CUDAExecutionProvider"])
+    if not within(parity, HALF_STEP_TOLERANCE, HALF_ROLLOUT_TOLERANCE, "CUDAExecutionProvider", len(frames[0])):
+        raise UserError(f"the float16 ONNX model differs from Keras beyond tolerance on CUDA ({parity}); nothing "
+                        f"written to {out} or {half}: export without --fp16")
+    return half_proto, parity
+
+
 def export(run_dir: Path, which: str = "best", out: Path | None = None, fp16: bool = False,
            opset: int = 17, converter: str = "auto") -> Path:
     if not (run_dir / "config.json").is_file():
         raise UserError(f"{run_dir} is not a run directory (no config.json); train one with epilogue-train")
+    checkpoint = find_checkpoint(run_dir, which)
     out = out or run_dir / "export" / "generator.onnx"
     check_writable_dir(out.parent, "output directory")
-    checkpoint = find_checkpoint(run_dir, which)
     generator, step = load_generator(run_dir, checkpoint)
-    first = plan(read_config(run_dir))[0]
-    meta = contract(run_dir, step, first)
+    meta = contract(run_dir, step, which if which in ("best", "latest") else str(int(which)))
     proto, writer = convert(generator, meta.output, opset, converter)
     print(f"exported {checkpoint} (step {step}) with the {writer} converter, ONNX opset {opset}", flush=True)
-    frames = validation_contexts(read_config(run_dir), first)
+    frames = parity_contexts(run_dir)
     parity = check_parity(generator, proto, frames, ["CPUExecutionProvider"])
-    print(f"parity on {len(frames[0])} validation frames (ONNX Runtime CPU vs Keras): one step max |diff| "
-          f"{parity['step_max_abs_diff']:.2e} (limit {STEP_TOLERANCE:.0e}), {ROLLOUT_STEPS}-step rollout "
-          f"{parity['rollout_max_abs_diff']:.2e} (limit {ROLLOUT_TOLERANCE:.0e})")
-    if parity["step_max_abs_diff"] > STEP_TOLERANCE or parity["rollout_max_abs_diff"] > ROLLOUT_TOLERANCE:
+    if not within(parity, STEP_TOLERANCE, ROLLOUT_TOLERANCE, "CPUExecutionProvider", len(frames[0])):
         raise UserError(f"ONNX model differs from Keras beyond tolerance ({parity}); nothing written to {out}")
+    half = out.with_name(f"{out.stem}_fp16{out.suffix}")
+    half_proto, half_parity = half_variant(generator, proto, frames, out, half) if fp16 else (None, None)
     save(proto, out, meta.with_parity(parity, "CPUExecutionProvider"))
     print(f"wrote {out}")
-    if fp16:
-        half = out.with_name(f"{out.stem}_fp16{out.suffix}")
-        half_proto = to_fp16(proto)
-        if "CUDAExecutionProvider" in ort.get_available_providers():
-            half_parity = check_parity(generator, half_proto, frames, ["CUDAExecutionProvider"])
-            save(half_proto, half, meta.with_parity(half_parity, "CUDAExecutionProvider"))
-            print(f"wrote {half} (float16; parity on CUDA: {half_parity})")
-        else:
-            save(half_proto, half, meta.with_parity(None, None))
-            warn(f"{half} written, parity unchecked: no CUDA provider here (float16 is for GPU machines)")
+    if fp16 and half_parity is None:
+        save(half_proto, half, meta.with_parity(None, None))
+        warn(f"{half} written, parity unchecked: no CUDA provider here (float16 is for GPU machines)")
+    elif fp16:
+        save(half_proto, half, meta.with_parity(half_parity, "CUDAExecutionProvider"))
+        print(f"wrote {half} (float16, parity checked on CUDA)")
     print(f"next: epilogue-rollout {out} --from {meta.source_video}")
     return out

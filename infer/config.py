@@ -10,6 +10,7 @@ import dataclasses
 import hashlib
 import json
 import tomllib
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,7 @@ class DataConfig:
     splits: tuple[float, float, float] = (0.7, 0.15, 0.15)  # train, val, test: in time, never random
     jitter: float = 0.12  # upscale by this much, then random-crop back (same for both frames)
     mirror: bool = False  # mirroring reverses the motion to learn: off for video
-    shuffle_buffer: int = 2048
+    shuffle_buffer: int = 2048  # training windows held for shuffling: two blocks of half as many, in time
 
 
 @dataclass(frozen=True)
@@ -216,6 +217,29 @@ def _heads_as_today(model: dict[str, Any], head: str, where: str) -> dict[str, A
     return model
 
 
+# What a field's type takes, in words for the one line that says a value does not fit.
+KINDS = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
+LISTS = {float: "a list of numbers", str: "a list of strings"}
+
+
+def _fits(value: Any, kind: type) -> bool:
+    """A float field takes an integer too; a bool is never taken for a number, nor a number for a bool."""
+    return type(value) is kind or (kind is float and type(value) is int)
+
+
+def _typed(value: Any, kind: Any, label: str) -> Any:
+    """`value` as a field of type `kind` holds it (a float for an integer, a tuple for a list), or one line naming
+    the field (`label`: where it came from and its name), the type it takes and the value."""
+    if typing.get_origin(kind) is tuple:
+        item = typing.get_args(kind)[0]
+        if isinstance(value, list | tuple) and all(_fits(v, item) for v in value):
+            return tuple(item(v) for v in value)
+        raise UserError(f"{label} must be {LISTS[item]} (got {value!r})")
+    if _fits(value, kind):
+        return kind(value)
+    raise UserError(f"{label} must be {KINDS[kind]} (got {value!r})")
+
+
 def apply(config: Config, values: dict[str, Any], where: str = "config") -> Config:
     """A copy of `config` with `values` ({section: {field: value}}) applied; unknown keys are errors."""
     sections = {f.name: f for f in dataclasses.fields(config)}
@@ -230,8 +254,9 @@ def apply(config: Config, values: dict[str, Any], where: str = "config") -> Conf
         for key in fields_:
             if key not in known:
                 raise UserError(f"{where}: unknown option {name}.{key}; known: {', '.join(known)}")
-        coerced = {k: tuple(v) if isinstance(v, list) else v for k, v in fields_.items()}
-        updated[name] = dataclasses.replace(section, **coerced)
+        types = typing.get_type_hints(type(section))
+        typed = {k: _typed(v, types[k], f"{where}: {name}.{k}") for k, v in fields_.items()}
+        updated[name] = dataclasses.replace(section, **typed)
     return dataclasses.replace(config, **updated)
 
 
@@ -248,7 +273,4 @@ def resolve(preset: str, config_file: Path | None, overrides: dict[str, dict[str
         config = apply(config, values, str(config_file))
     given = {s: {k: v for k, v in fs.items() if v is not None} for s, fs in overrides.items()}
     config = apply(config, {s: fs for s, fs in given.items() if fs}, "command line")
-    try:
-        return config.validate()
-    except TypeError:  # e.g. stride = "six" in a TOML file
-        raise UserError(f"an option has the wrong type: {config.to_dict()}; check the config file") from None
+    return config.validate()

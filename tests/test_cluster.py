@@ -63,6 +63,33 @@ def test_mirrored_over_two_cpus_matches_one_device_on_the_same_global_batch(squa
             assert step_mirrored[name] == pytest.approx(step_one[name], rel=1e-4), (name, one, mirrored)
 
 
+class FailingCollective:
+    """A strategy whose collective fails with `error`, as one does when a peer is gone or something else breaks."""
+
+    def __init__(self, error):
+        self.error = error
+
+    def run(self, fn):
+        raise self.error
+
+    def reduce(self, op, value, axis):
+        return value
+
+
+def test_the_barrier_lets_a_worker_already_gone_pass_and_raises_any_other_error():
+    import tensorflow as tf
+
+    from trainer import faults
+
+    faults.barrier(tf.distribute.get_strategy())  # alone: everyone is here at once
+    for gone in (tf.errors.UnavailableError, tf.errors.AbortedError, tf.errors.DeadlineExceededError,
+                 tf.errors.FailedPreconditionError):
+        faults.barrier(FailingCollective(gone(None, None, "/job:worker/replica:0/task:1 is gone")))
+    for real in (tf.errors.InvalidArgumentError, tf.errors.ResourceExhaustedError, tf.errors.InternalError):
+        with pytest.raises(real, match="^broken$"):
+            faults.barrier(FailingCollective(real(None, None, "broken")))
+
+
 class Cluster:
     """`epilogue-train --local-workers 2` on the tiny preset, its lines collected as they come."""
 

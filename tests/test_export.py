@@ -25,11 +25,16 @@ def test_round_trip_metadata_and_parity(square_model, square_run):
     assert contract.config_fingerprint == record["fingerprint"]
     assert contract.config == Config.from_dict(record["config"])  # typed, read back as today's
     assert contract.source_sha256 == record["videos"][0]["sha256"] and contract.checkpoint == "best"
-    assert contract.training_step in (0, 300, 600)  # the best checkpoint by validation L1
+    best = json.loads((square_run / "best" / "best.json").read_text())["step"]
+    assert best in (300, 600) and contract.training_step == best  # the best trained checkpoint
     assert contract.parity["step_max_abs_diff"] < 1e-4 and contract.parity_provider == "CPUExecutionProvider"
     assert contract.splits["test"] == [136, 160]
     assert [i.name for i in proto.graph.input] == ["frame"] and [o.name for o in proto.graph.output] == ["next_frame"]
     assert load(square_model, "cpu").contract == contract
+
+
+def contract_of(path):
+    return Contract.from_metadata({p.key: p.value for p in onnx.load(str(path)).metadata_props}, path)
 
 
 def exit_message(capsys, monkeypatch, *args):
@@ -49,6 +54,16 @@ def test_a_run_without_checkpoints_is_a_clear_error(square_run, tmp_path, capsys
     assert "is not a run directory" in exit_message(capsys, monkeypatch, tmp_path)
 
 
+def test_best_before_the_first_trained_eval_is_refused_in_one_line(square_run, tmp_path, capsys, monkeypatch):
+    early = tmp_path / "early"
+    shutil.copytree(square_run / "checkpoints", early / "checkpoints")
+    shutil.copy(square_run / "config.json", early / "config.json")
+    assert exit_message(capsys, monkeypatch, early) == (
+        f"error: run {early} has no best checkpoint yet (none until the first eval of a trained step); export "
+        "with --checkpoint latest, or train until the first eval")
+    assert not (early / "export").exists()
+
+
 def test_a_checkpoint_from_another_config_is_a_clear_error(square_run, tmp_path, capsys, monkeypatch):
     other = tmp_path / "other"
     shutil.copytree(square_run / "checkpoints", other / "checkpoints")
@@ -57,6 +72,53 @@ def test_a_checkpoint_from_another_config_is_a_clear_error(square_run, tmp_path,
     (other / "config.json").write_text(json.dumps(record))
     message = exit_message(capsys, monkeypatch, other, "--checkpoint", "latest")
     assert "does not fit the config" in message
+
+
+def moved(square_run, tmp_path, record=True):
+    """A copy of the run whose training video is no longer where it was (`record`: with what training recorded
+    for export; without it, as a run begun before it was recorded)."""
+    run = tmp_path / "run"
+    for folder in ("checkpoints", "best"):
+        shutil.copytree(square_run / folder, run / folder)
+    saved = json.loads((square_run / "config.json").read_text())
+    saved["videos"][0]["path"] = str(tmp_path / "gone.mp4")
+    if record:
+        shutil.copy(square_run / "parity_frames.npz", run)
+    else:
+        del saved["videos"][0]["splits"]
+    (run / "config.json").write_text(json.dumps(saved))
+    return run
+
+
+def test_export_reads_what_training_recorded_and_works_with_the_video_moved_away(square_run, tmp_path, capsys):
+    import numpy as np
+
+    recorded = json.loads((square_run / "config.json").read_text())["videos"][0]["splits"]
+    assert recorded == {"train": [0, 112], "val": [112, 136], "test": [136, 160]}
+    with np.load(square_run / "parity_frames.npz") as saved:
+        frames = saved["contexts"]
+    assert frames.shape == (4, 1, 64, 64, 3) and frames.dtype == np.uint8
+    contract = contract_of(export(moved(square_run, tmp_path), "latest"))
+    assert contract.splits == recorded and contract.source_video == str(tmp_path / "gone.mp4")
+    assert contract.parity["step_max_abs_diff"] < 1e-4 and "note:" not in capsys.readouterr().out
+
+
+def test_a_run_begun_before_the_record_reads_its_video_again_or_says_in_one_line_it_is_gone(
+        square_run, square_video, tmp_path, capsys, monkeypatch):
+    import numpy as np
+
+    from trainer import rundir
+
+    old = moved(square_run, tmp_path, record=False)
+    assert rundir.recorded_splits(old) == {"train": [0, 112], "val": [112, 136], "test": [136, 160]}
+    assert exit_message(capsys, monkeypatch, old, "--checkpoint", "latest") == (
+        f"error: run {old} began before its parity frames were recorded, and its video {tmp_path / 'gone.mp4'} is "
+        "gone; put it back there to export")
+    shutil.copy(square_video, tmp_path / "gone.mp4")  # put back
+    with np.load(square_run / "parity_frames.npz") as saved:
+        np.testing.assert_array_equal(rundir.recorded_parity_frames(old), saved["contexts"])
+    assert capsys.readouterr().out == (f"note: run {old} began before its parity frames were recorded: reading them "
+                                       f"from {tmp_path / 'gone.mp4'}\n")
 
 
 def test_an_unwritable_output_is_a_clear_error(square_run, tmp_path, capsys, monkeypatch):
@@ -82,6 +144,44 @@ def test_fp16_variant_keeps_float32_io_and_says_parity_is_unchecked(square_run, 
     assert half.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
     assert half.graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
     assert "parity unchecked" in capsys.readouterr().err
+
+
+def on_cuda(monkeypatch, step: float, rollout: float) -> None:
+    """As on a GPU machine: a CUDA provider, where the float16 variant's parity is `step` and `rollout`."""
+    from export import onnx_export
+
+    checked = onnx_export.check_parity
+
+    def parity(generator, proto, frames, providers):
+        if providers == ["CUDAExecutionProvider"]:
+            return {"step_max_abs_diff": step, "rollout_max_abs_diff": rollout}
+        return checked(generator, proto, frames, providers)
+
+    monkeypatch.setattr(onnx_export, "check_parity", parity)
+    monkeypatch.setattr(onnx_export.ort, "get_available_providers",
+                        lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+
+
+@pytest.mark.parametrize(("step", "rollout"), [(0.02, 0.01), (0.005, 0.2)])
+def test_an_fp16_variant_beyond_tolerance_on_cuda_writes_nothing(square_run, tmp_path, monkeypatch, step, rollout):
+    from infer.errors import UserError
+
+    on_cuda(monkeypatch, step, rollout)
+    out = tmp_path / "g.onnx"
+    with pytest.raises(UserError) as error:
+        export(square_run, out=out, fp16=True)
+    assert str(error.value) == (f"the float16 ONNX model differs from Keras beyond tolerance on CUDA "
+                                f"({{'step_max_abs_diff': {step}, 'rollout_max_abs_diff': {rollout}}}); nothing "
+                                f"written to {out} or {tmp_path / 'g_fp16.onnx'}: export without --fp16")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_fp16_variant_within_tolerance_on_cuda_carries_its_cuda_parity(square_run, tmp_path, monkeypatch):
+    on_cuda(monkeypatch, 0.004, 0.03)
+    export(square_run, out=tmp_path / "g.onnx", fp16=True)
+    half, full = (contract_of(tmp_path / name) for name in ("g_fp16.onnx", "g.onnx"))
+    assert half.parity == {"step_max_abs_diff": 0.004, "rollout_max_abs_diff": 0.03}
+    assert half.parity_provider == "CUDAExecutionProvider" and full.parity_provider == "CPUExecutionProvider"
 
 
 def test_a_mixed_precision_run_trains_logs_its_loss_scale_and_exports_as_float32(square_video, tmp_path):

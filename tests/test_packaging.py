@@ -32,3 +32,9 @@ def test_the_lean_runner_installs_pull_no_tensorflow():
 def test_a_gpu_training_machine_gets_cuda_tensorflow_and_the_gpu_runner():
     gpu = requirements("gpu")
     assert {"tensorflow", "keras", "onnxruntime-gpu"} <= gpu and "onnxruntime" not in gpu
+
+
+def test_the_training_commands_name_the_extra_for_every_module_it_brings():
+    from trainer.extras import TRAINING
+
+    assert {name.replace("-", "_") for name in requirements("train") - requirements("cpu")} == TRAINING

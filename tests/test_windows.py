@@ -8,6 +8,7 @@ from conftest import read_barcode, write_video
 from typer.testing import CliRunner
 
 from infer.config import resolve
+from infer.frames import to_uint8
 from trainer import data
 from trainer.cli import app
 from trainer.plan import plan
@@ -19,7 +20,8 @@ def config_for(video, context=1, unroll=0, **data_options):
 
 
 def barcodes(window) -> tuple[int, ...]:
-    return tuple(read_barcode(np.asarray(frame)) for frame in window)
+    """The frame indices a window's barcode frames carry (uint8, or the model's [-1, 1])."""
+    return tuple(read_barcode(to_uint8(np.asarray(frame))) for frame in window)
 
 
 @pytest.mark.parametrize(("stride", "hop", "context", "unroll"),
@@ -88,6 +90,64 @@ def test_augmentation_moves_every_frame_alike_and_resumes_exactly(barcode_video,
     np.testing.assert_array_equal(from_start[4], resumed[1])
 
 
+@pytest.mark.parametrize(("shuffle_buffer", "batch_size", "start"), [(256, 1, 107), (16, 2, 61)])
+def test_a_stream_resumed_at_any_step_is_the_uninterrupted_streams_tail_window_for_window(barcode_video, tmp_path,
+                                                                                        shuffle_buffer, batch_size,
+                                                                                        start):
+    config = resolve("tiny", None, {"data": {"videos": (str(barcode_video),), "stride": 2, "jitter": 0.0,
+                                             "shuffle_buffer": shuffle_buffer}, "train": {"batch_size": batch_size}})
+    plans = plan(config)
+    windows = data.split_dataset(config, plans, "train", tmp_path)
+    count = len(plans[0].splits["train"].starts)  # 82: the resume lands in the second or third epoch
+    steps = 3 * count // batch_size
+    whole = [[barcodes(w) for w in b] for b in data.train_batches(config, windows, count, 0)
+             .take(steps).as_numpy_iterator()]
+    resumed = [[barcodes(w) for w in b] for b in data.train_batches(config, windows, count, start)
+               .take(steps - start).as_numpy_iterator()]
+    assert resumed == whole[start:]
+    served = [w for b in whole for w in b]
+    for epoch in range(3):  # every epoch serves every window once, in an order of its own
+        assert sorted(served[epoch * count:(epoch + 1) * count]) == sorted(plans[0].splits["train"].windows(2, 2))
+    assert served[:count] != served[count:2 * count]
+
+
+def test_a_resume_late_in_a_long_run_reads_about_an_epoch_not_every_window_since_step_0(barcode_video):
+    import tensorflow as tf
+
+    config = resolve("tiny", None, {"data": {"videos": (str(barcode_video),), "shuffle_buffer": 16}})
+    read = []
+
+    def source():
+        for index in range(82):
+            read.append(index)
+            yield np.full((2, 64, 64, 3), index, np.uint8)
+
+    windows = tf.data.Dataset.from_generator(source, output_signature=tf.TensorSpec((2, 64, 64, 3), tf.uint8))
+    next(iter(data.train_batches(config, windows, 82, 1000 * 82 + 45)))  # epoch 1000, the 6th block of 8
+    assert len(read) < 2 * 82  # skipping the stream read 82,045 windows first; now the blocks before it, and read-ahead
+
+
+def test_a_stale_cache_lockfile_is_cleared_only_by_the_trainer_holding_the_run_lock(barcode_video, tmp_path):
+    from infer.errors import UserError
+    from trainer import rundir
+
+    config = config_for(barcode_video, stride=5)
+    run = tmp_path / "run"
+    stale = run / "cache" / "val_0.lockfile"  # as a trainer killed while it filled the cache leaves it
+    stale.parent.mkdir(parents=True)
+    stale.write_text("")
+    data.split_dataset(config, plan(config), "val", run / "cache")
+    assert stale.exists()  # a pipeline never removes it: another trainer may be filling that cache
+    with rundir.locked(run):
+        assert not stale.exists()
+        windows = [barcodes(w.numpy()) for w in data.split_dataset(config, plan(config), "val", run / "cache")]
+        assert windows == plan(config)[0].splits["val"].windows(5, 2)
+        stale.write_text("")  # this trainer's pass in progress
+        with pytest.raises(UserError, match="is in use by another epilogue-train"), rundir.locked(run):
+            pass
+        assert stale.exists()  # a second trainer, refused, leaves it alone
+
+
 def test_bundled_clip_plan(bundled):
     (p,) = plan(config_for(bundled, stride=6, hop=1))
     summary = p.summary()
@@ -150,3 +210,40 @@ def test_missing_video_is_one_line_without_traceback(tmp_path):
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert f"error: video {tmp_path / 'nope.mp4'} does not exist" in result.stderr
+
+
+@pytest.mark.parametrize(("toml", "message"), [
+    ("[data]\nhop = 1.5", "data.hop must be an integer (got 1.5)"),
+    ("[data]\nmirror = 1", "data.mirror must be true or false (got 1)"),
+    ("[train]\nsteps = true", "train.steps must be an integer (got True)"),
+    ("[data]\nfit = 3", "data.fit must be a string (got 3)"),
+    ('[data]\nsplits = [0.7, "a", 0.15]', "data.splits must be a list of numbers (got [0.7, 'a', 0.15])"),
+    ('[data]\nvideos = "a.mp4"', "data.videos must be a list of strings (got 'a.mp4')"),
+])
+def test_a_config_value_of_the_wrong_type_is_one_line_naming_the_field_the_type_and_the_value(tmp_path, toml,
+                                                                                               message):
+    from infer.errors import UserError
+
+    path = tmp_path / "bad.toml"
+    path.write_text(toml + "\n")
+    with pytest.raises(UserError) as error:
+        resolve("tiny", path, {})
+    assert str(error.value) == f"{path}: {message}"
+
+
+def test_a_number_option_takes_an_integer_and_a_wrong_type_is_one_line_from_the_command_line(barcode_video,
+                                                                                             tmp_path, capsys,
+                                                                                             monkeypatch):
+    from trainer.cli import main
+
+    (tmp_path / "whole.toml").write_text("[train]\nlearning_rate = 1\n")
+    rate = resolve("tiny", tmp_path / "whole.toml", {}).train.learning_rate
+    assert rate == 1.0 and type(rate) is float
+    (tmp_path / "bad.toml").write_text("[data]\nhop = 1.5\n")
+    monkeypatch.setattr("sys.argv", ["epilogue-train", str(barcode_video), "--preset", "tiny", "--config",
+                                     str(tmp_path / "bad.toml"), "--dry-run"])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.splitlines() == [f"error: {tmp_path / 'bad.toml'}: data.hop must be an integer "
+                                                    "(got 1.5)"]

@@ -19,6 +19,7 @@ import typer
 from infer.config import Config, resolve
 from infer.errors import UserError, exit_on_user_error
 from trainer import cluster, rundir
+from trainer.extras import training_extra
 from trainer.plan import plan
 from trainer.quiet import quiet
 
@@ -106,7 +107,7 @@ def cli(
     if local_workers:
         raise SystemExit(_local_cluster(config, local_workers, run_dir))
     try:
-        with quiet(verbose):
+        with quiet(verbose), training_extra("epilogue-train"):
             from trainer import train
 
             strategy = train.pick_strategy(config.train.strategy)

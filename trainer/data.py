@@ -47,8 +47,6 @@ def split_dataset(config: Config, plans: list[VideoPlan], split: str, cache_dir:
     spec = tf.TensorSpec((None, config.window, height, width, 3), tf.uint8)
     name = name or split
     cache_dir.mkdir(parents=True, exist_ok=True)
-    for stale in cache_dir.glob(f"{name}*.lockfile"):  # left by a run that was killed mid-pass
-        stale.unlink()
     dataset = tf.data.Dataset.from_generator(lambda: _chunks(window_stream(config, plans, split)),
                                              output_signature=spec)
     # prefetch: decoding (which releases the GIL) runs ahead while the cache file is written.
@@ -101,20 +99,41 @@ def train_batches(config: Config, windows: tf.data.Dataset, count: int, start_st
     Under a distribution strategy each worker is one pipeline with a share of the windows (`plan.shard`):
     a step takes `batch_size / pipelines` windows from each, one per-replica batch per replica. Augmentation
     is seeded by the window's position in all pipelines' streams together, so no two pipelines draw alike.
+    The order is a function of the position too (`_blocks`), so a resumed run sees exactly the batches an
+    uninterrupted one would have, without reading the windows of the steps before it.
     """
     pipeline = pipeline or tf.distribute.InputContext()
     pipelines, me = pipeline.num_input_pipelines, pipeline.input_pipeline_id
     per_step = config.train.batch_size // pipelines
-    stream = (windows.shuffle(min(count, config.data.shuffle_buffer), seed=config.train.seed,
-                              reshuffle_each_iteration=True)
-              .repeat()
-              .enumerate()
-              .skip(start_step * per_step)
-              .map(lambda i, window: augment(config, i * pipelines + me, window),
-                   num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-              .batch(pipeline.get_per_replica_batch_size(config.train.batch_size), drop_remainder=True)
-              .prefetch(tf.data.AUTOTUNE))
-    return stream
+    first = start_step * per_step  # windows this pipeline served before `start_step`
+    block = max(1, min(count, config.data.shuffle_buffer // 2))
+    epoch, offset = divmod(first, count)
+    later = tf.data.Dataset.counter(epoch + 1).flat_map(lambda e: _blocks(config, windows, count, block, e))
+    stream = (_blocks(config, windows, count, block, epoch, offset // block).concatenate(later)
+              .prefetch(1)  # the next block gathers while this one is served
+              .map(lambda group, order: tf.gather(group, order))
+              .unbatch()
+              .skip(offset % block))
+    return (tf.data.Dataset.zip(tf.data.Dataset.counter(first), stream)
+            .map(lambda i, window: augment(config, i * pipelines + me, window),
+                 num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+            .batch(pipeline.get_per_replica_batch_size(config.train.batch_size), drop_remainder=True)
+            .prefetch(tf.data.AUTOTUNE))
+
+
+def _blocks(config: Config, windows: tf.data.Dataset, count: int, block: int, epoch: tf.Tensor | int,
+            first_block: int = 0) -> tf.data.Dataset:
+    """Epoch `epoch` (every window once) from block `first_block` on: (windows, the order to serve them in) for
+    each block of `block` windows in time, the order drawn from (seed, epoch, block) alone. Two blocks are held
+    at a time, so `shuffle_buffer` windows in all: an epoch of up to half of it is shuffled through, a longer one
+    stays local in time, as it did in a shuffle buffer."""
+    blocks = -(-count // block)
+
+    def shuffled(index: tf.Tensor, group: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        seed = tf.stack([tf.constant(config.train.seed, tf.int64), tf.cast(epoch, tf.int64) * blocks + index])
+        return group, tf.random.experimental.stateless_shuffle(tf.range(tf.shape(group)[0]), seed)
+
+    return windows.skip(first_block * block).batch(block).enumerate(first_block).map(shuffled)
 
 
 def eval_batches(windows: tf.data.Dataset, batch: int) -> tf.data.Dataset:

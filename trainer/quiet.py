@@ -11,6 +11,7 @@ pipe read by a thread that passes on, as they come, only the lines that are not 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import sys
@@ -51,17 +52,40 @@ def verbose_requested(flag: bool = False) -> bool:
     return flag or os.environ.get("EPILOGUE_VERBOSE", "") not in ("", "0")
 
 
+def _chatter_dropped(lines: list[bytes]) -> list[bytes]:
+    return [line for line in lines if line.strip() and not CHATTER.search(line.decode(errors="replace"))]
+
+
 def _pass_on(source: int, sink: int) -> None:
-    """Copy lines from `source` to `sink`, dropping chatter, until every writer has closed `source`."""
-    pending = b""
+    """Copy lines from `source` to `sink`, dropping chatter, until every writer has closed `source`.
+
+    It must never stop early: a reader gone leaves the pipe to fill, and then every write to stderr, the
+    trainer's included, blocks for good. So a filter that fails passes everything on from then on, and a sink
+    that fails is drained and dropped; the last line, newline or not, goes out when the pipe closes."""
+    pending, filtering = b"", True
     while chunk := os.read(source, 65536):
         *lines, pending = (pending + chunk).split(b"\n")
-        kept = [line for line in lines if line.strip() and not CHATTER.search(line.decode(errors="replace"))]
-        if kept:
-            os.write(sink, b"".join(line + b"\n" for line in kept))
-    if pending.strip() and not CHATTER.search(pending.decode(errors="replace")):
-        os.write(sink, pending)
+        filtering = _forward(sink, [line + b"\n" for line in lines], filtering)
+    if pending:
+        _forward(sink, [pending], filtering)
     os.close(source)
+
+
+def _forward(sink: int, lines: list[bytes], filtering: bool) -> bool:
+    """Write `lines` to `sink`, less chatter while `filtering`; whether to go on filtering."""
+    if filtering:
+        try:
+            lines = _chatter_dropped(lines)
+        except Exception:  # whatever failed, the lines must still pass and the reader live
+            filtering = False
+    with contextlib.suppress(OSError):
+        _write_all(sink, b"".join(lines))
+    return filtering
+
+
+def _write_all(sink: int, data: bytes) -> None:
+    while data:
+        data = data[os.write(sink, data):]
 
 
 @contextmanager
@@ -84,4 +108,5 @@ def quiet(verbose: bool = False) -> Iterator[None]:
         sys.stderr.flush()
         os.dup2(terminal, 2)  # closes the pipe's last writer: the thread reads to the end and stops
         thread.join(timeout=10)
-        os.close(terminal)
+        if not thread.is_alive():  # one still writing must not find its descriptor reused
+            os.close(terminal)

@@ -1,6 +1,7 @@
 """The run directory: everything one run produces, and how a re-run finds where it stopped.
 
-    config.json     resolved config, library versions, each video's fingerprint
+    config.json     resolved config, library versions, each video's fingerprint, frame count and splits
+    parity_frames.npz  the validation frames export checks its ONNX model on, recorded at the start
     checkpoints/    latest checkpoints (generator, discriminator, both optimizers, step)
     best/           the trained checkpoint that continues the validation split best, and best.json
     logs/           TensorBoard
@@ -26,11 +27,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
+
 from infer import __version__
 from infer.config import Config, as_today
-from infer.errors import UserError, check_writable_dir, warn, write_text_atomic
-from infer.video import file_sha256
-from trainer.plan import VideoPlan
+from infer.context import context_indices, span
+from infer.errors import UserError, atomic_path, check_writable_dir, warn, write_text_atomic
+from infer.video import VideoInfo, file_sha256, read_frames
+from trainer.plan import VideoPlan, plan_video
+
+PARITY_FRAMES = "parity_frames.npz"
+PARITY_COUNT = 4  # contexts spread over the first video's validation split
 
 
 def versions() -> dict[str, str]:
@@ -49,7 +56,8 @@ def _sha256(path: str, size: int, modified: float) -> str:
 
 def videos(plans: list[VideoPlan]) -> list[dict]:
     return [{"path": p.info.path, "sha256": _sha256(p.info.path, *_stamp(Path(p.info.path))),
-             "frames": p.info.frames, "fps": p.info.fps, "size": [p.info.width, p.info.height]} for p in plans]
+             "frames": p.info.frames, "fps": p.info.fps, "size": [p.info.width, p.info.height],
+             "splits": {name: [s.start, s.stop] for name, s in p.splits.items()}} for p in plans]
 
 
 def _stamp(path: Path) -> tuple[int, float]:
@@ -77,12 +85,21 @@ def locked(run_dir: Path) -> Iterator[None]:
         handle.truncate()
         handle.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
         handle.flush()
+        _clear_stale_cache_locks(run_dir)
         try:
             yield
         finally:
             handle.seek(0)
             handle.truncate()
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _clear_stale_cache_locks(run_dir: Path) -> None:
+    """tf.data marks a cache file being filled with a .lockfile and refuses to fill one that has it; a trainer
+    killed mid-pass leaves it behind. Only the holder of the run's lock may take it for stale: any other trainer
+    could be filling that cache now."""
+    for stale in (run_dir / "cache").glob("*.lockfile"):
+        stale.unlink()
 
 
 def check_fits(run_dir: Path, config: Config, plans: list[VideoPlan]) -> dict | None:
@@ -106,14 +123,71 @@ def check_fits(run_dir: Path, config: Config, plans: list[VideoPlan]) -> dict | 
 
 
 def open_run(run_dir: Path, config: Config, plans: list[VideoPlan]) -> dict:
-    """Create the run, or check that an existing one was made by this same config and these same videos."""
-    saved = check_fits(run_dir, config, plans)
-    if saved is not None:
-        return saved
-    record = json.loads(json.dumps({"config": config.to_dict(), "fingerprint": config.fingerprint(),
-                                    "videos": videos(plans), "versions": versions()}))
-    write_text_atomic(run_dir / "config.json", json.dumps(record, indent=2))
+    """Create the run, or check that an existing one was made by this same config and these same videos. Either
+    way the run ends up with what export needs of its videos (the splits, the parity frames), so export never
+    reads them again."""
+    record = check_fits(run_dir, config, plans)
+    if record is None:
+        record = json.loads(json.dumps({"config": config.to_dict(), "fingerprint": config.fingerprint(),
+                                        "videos": videos(plans), "versions": versions()}))
+        write_text_atomic(run_dir / "config.json", json.dumps(record, indent=2))
+    if not (run_dir / PARITY_FRAMES).is_file():
+        _save_parity_frames(run_dir, parity_frames(config, plans[0]))
     return record
+
+
+def parity_frames(config: Config, first: VideoPlan) -> np.ndarray:
+    """Real contexts spread over the first video's validation split, at model size: uint8 [PARITY_COUNT,
+    context, h, w, 3], oldest frame first."""
+    split, k, stride = first.splits["val"], config.model.context, config.data.stride
+    newest = np.linspace(split.start + span(k, stride), split.stop - 1, PARITY_COUNT).round().astype(int).tolist()
+    contexts = [context_indices(n, k, stride) for n in newest]
+    frames = dict(read_frames(Path(first.info.path), config.frame_size, config.data.fit,
+                              wanted={i for c in contexts for i in c}, stop=split.stop))
+    return np.stack([np.stack([frames[i] for i in c]) for c in contexts])
+
+
+def _save_parity_frames(run_dir: Path, frames: np.ndarray) -> None:
+    tmp = atomic_path(run_dir / PARITY_FRAMES)
+    try:
+        np.savez_compressed(tmp, contexts=frames)
+        os.replace(tmp, run_dir / PARITY_FRAMES)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def recorded_parity_frames(run_dir: Path) -> np.ndarray:
+    """The parity frames recorded when the run began. A run begun before they were recorded reads them from its
+    first video again, which must still be where it was."""
+    path = run_dir / PARITY_FRAMES
+    if path.is_file():
+        with np.load(path) as saved:
+            return saved["contexts"]
+    first = first_plan(run_dir)
+    if not Path(first.info.path).is_file():
+        raise UserError(f"run {run_dir} began before its parity frames were recorded, and its video "
+                        f"{first.info.path} is gone; put it back there to export")
+    print(f"note: run {run_dir} began before its parity frames were recorded: reading them from {first.info.path}")
+    return parity_frames(read_config(run_dir), first)
+
+
+def recorded_splits(run_dir: Path) -> dict[str, list[int]]:
+    """[start, stop) frames of the first video's splits, as training planned them."""
+    video = _first_video(run_dir)
+    if "splits" in video:
+        return video["splits"]
+    return {name: [split.start, split.stop] for name, split in first_plan(run_dir).splits.items()}
+
+
+def first_plan(run_dir: Path) -> VideoPlan:
+    """The first video's plan, from the run's record alone: planning is arithmetic on the frame count."""
+    config, video = read_config(run_dir), _first_video(run_dir)
+    info = VideoInfo(video["path"], video["frames"], video["fps"], *video["size"])
+    return plan_video(info, config.data.stride, config.hop, config.data.splits, config.window)
+
+
+def _first_video(run_dir: Path) -> dict:
+    return json.loads((run_dir / "config.json").read_text())["videos"][0]
 
 
 def read_config(run_dir: Path) -> Config:

@@ -10,13 +10,9 @@ checkpointing, scoring and drawing as it goes.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
-import re
-import signal
-import threading
 from pathlib import Path
 
 import keras
@@ -26,7 +22,7 @@ import tensorflow as tf
 from infer.config import SPLIT_NAMES, Config
 from infer.errors import UserError, write_text_atomic
 from infer.progress import Steps
-from trainer import cluster, data, model, rundir, validation
+from trainer import cluster, data, faults, model, rundir, validation
 from trainer.plan import VideoPlan, plan, shard
 
 PREVIEW_FPS = 8
@@ -223,79 +219,6 @@ def gradient_difference(fake: tf.Tensor, target: tf.Tensor) -> tf.Tensor:
     return tf.reduce_mean(tf.abs(fy - ty), axis=[1, 2, 3]) + tf.reduce_mean(tf.abs(fx - tx), axis=[1, 2, 3])
 
 
-class StopRequest:
-    """SIGINT/SIGTERM ask the loop to stop after the current step, checkpoint, and exit cleanly (130 or 143)."""
-
-    def __init__(self):
-        self.signal: int | None = None
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, self._handle)
-
-    def _handle(self, sig: int, _frame) -> None:
-        if self.signal is not None:  # a second Ctrl-C: stop now
-            raise KeyboardInterrupt
-        self.signal = sig
-
-    def restore(self) -> None:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, signal.SIG_DFL if sig == signal.SIGTERM else signal.default_int_handler)
-
-
-class Preempted(Exception):
-    """The cluster agreed on a step, every worker checkpointed there: time to exit for a restart."""
-
-
-def _raise_preempted() -> None:
-    raise Preempted
-
-
-def preemption_handler(trainer: Trainer, strategy: tf.distribute.Strategy, stop: StopRequest
-                       ) -> tf.distribute.experimental.PreemptionCheckpointHandler | None:
-    """In a cluster, TensorFlow's handler for a SIGTERM (or Ctrl-C) on any worker: through the coordination
-    service the workers agree on the next step, all save their checkpoint at it, then `Preempted` is raised.
-    Our own StopRequest catches the signals; the handler polls it (once a second, its own watcher thread)."""
-    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-        return None
-    threading.excepthook = _quiet_watcher(threading.excepthook)
-    config = tf.distribute.experimental.TerminationConfig(termination_watcher_fn=lambda: stop.signal is not None,
-                                                          exit_fn=_raise_preempted, grace_period=0)
-    return tf.distribute.experimental.PreemptionCheckpointHandler(strategy.cluster_resolver, trainer.latest,
-                                                                  termination_config=config)
-
-
-def _quiet_watcher(hook):
-    """The handler's watcher thread dies with a traceback when a peer is lost; the main loop says it in one line."""
-    def excepthook(args: threading.ExceptHookArgs) -> None:
-        if not (args.thread and args.thread.name.startswith("PeerTerminationWatcher")
-                and isinstance(args.exc_value, tf.errors.OpError)):
-            hook(args)
-
-    return excepthook
-
-
-def barrier(strategy: tf.distribute.Strategy) -> None:
-    """Wait until every worker gets here, each with its checkpoint written; a worker already gone is no loss."""
-    def one() -> tf.Tensor:
-        return tf.ones([])
-
-    @tf.function(autograph=False)
-    def everyone() -> tf.Tensor:
-        return strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(one), axis=None)
-
-    with contextlib.suppress(tf.errors.OpError):
-        everyone()
-
-
-def lost_peer(error: tf.errors.OpError, strategy: tf.distribute.Strategy) -> str:
-    """Which worker the collective lost, as its error names it ("/job:worker/replica:0/task:1")."""
-    me = strategy.cluster_resolver
-    workers = sum(me.cluster_spec().num_tasks(job) for job in ("chief", "worker") if job in me.cluster_spec().jobs)
-    for job, task in re.findall(r"/job:(\w+)/(?:replica:\d+/)?task:(\d+)", error.message):
-        if (job, int(task)) != (me.task_type, me.task_id):
-            return "the chief" if job == "chief" else f"{job} {task} of {workers}"
-    return "another worker"
-
-
 def read_losses(trainer: Trainer, on_device: dict[str, tf.Tensor], step: int, writer) -> dict[str, float]:
     """The step's losses on the host (this waits for the device), checked and logged to TensorBoard."""
     losses = {k: float(v) for k, v in on_device.items()}
@@ -333,27 +256,28 @@ def last_context(windows: tf.data.Dataset, context: int) -> np.ndarray:
 
 def train(config: Config, run_dir: Path, strategy: tf.distribute.Strategy | None = None,
           plans: list[VideoPlan] | None = None) -> Path:
-    """Train (or resume, or report finished) the run in `run_dir`; returns the run directory."""
+    """Train (or resume, or report finished) the run in `run_dir`; returns this worker's directory (the run
+    directory itself on the chief)."""
     plans = plans or plan(config)
     strategy = strategy or pick_strategy(config.train.strategy)
     config.per_replica_batch(strategy.num_replicas_in_sync)  # every worker checks: every worker says the same line
-    own = own_dir(run_dir, strategy)
-    with rundir.locked(own):
-        return _train(config, own, strategy, plans, run_dir)
+    worker_dir = own_dir(run_dir, strategy)
+    with rundir.locked(worker_dir):
+        return _train(config, worker_dir, strategy, plans, run_dir)
 
 
-def _train(config: Config, run_dir: Path, strategy: tf.distribute.Strategy, plans: list[VideoPlan],
-           run: Path) -> Path:
-    """Train in `run_dir`, this worker's directory inside `run` (the run itself on the chief)."""
+def _train(config: Config, worker_dir: Path, strategy: tf.distribute.Strategy, plans: list[VideoPlan],
+           run_dir: Path) -> Path:
+    """Train in `worker_dir`, this worker's folder inside `run_dir` (the run directory itself on the chief)."""
     t = config.train
-    record = rundir.open_run(run_dir, config, plans)
-    metrics_path = run_dir / "metrics.json"
+    record = rundir.open_run(worker_dir, config, plans)
+    metrics_path = worker_dir / "metrics.json"
     if metrics_path.exists():
         done = json.loads(metrics_path.read_text())
-        print(f"run {run_dir} already finished at step {done['step']} (val L1 {done['val']['l1']:.4f}, "
+        print(f"run {worker_dir} already finished at step {done['step']} (val L1 {done['val']['l1']:.4f}, "
               f"test L1 {done['test'].get('l1', float('nan')):.4f}); nothing to do.\n"
-              f"run: {run}\nnext: epilogue-export {run}")
-        return run_dir
+              f"run: {run_dir}\nnext: epilogue-export {run_dir}")
+        return worker_dir
 
     keras.utils.set_random_seed(t.seed)
     if t.deterministic:
@@ -362,9 +286,9 @@ def _train(config: Config, run_dir: Path, strategy: tf.distribute.Strategy, plan
     print_config(config, precision, strategy)
 
     counts = {s: sum(len(p.splits[s].starts) for p in plans) for s in SPLIT_NAMES}
-    cache = run_dir / "cache"
+    cache = worker_dir / "cache"
     windows = {s: data.split_dataset(config, plans, s, cache) for s in ("val", "test")}
-    trainer = Trainer(config, run_dir, strategy, precision)
+    trainer = Trainer(config, worker_dir, strategy, precision)
     start = trainer.restore()
     share: list[str] = []
 
@@ -391,9 +315,9 @@ def _train(config: Config, run_dir: Path, strategy: tf.distribute.Strategy, plan
     val_batches = data.eval_batches(windows["val"].shard(val_every, 0), 8)
     preview_start = last_context(windows["val"], config.model.context)  # a full pass: fills the val cache
     samples = fixed_samples(windows["val"], 4, counts["val"])
-    writer = tf.summary.create_file_writer(str(run_dir / "logs"))
+    writer = tf.summary.create_file_writer(str(worker_dir / "logs"))
     continuation_frames = validation.continuation_frames(config, plans[0])
-    best_path = run_dir / "best" / "best.json"
+    best_path = worker_dir / "best" / "best.json"
     best_so_far = json.loads(best_path.read_text()) if best_path.exists() else {"step": 0}
     # Runs made before the continuation score, or that kept the untrained step 0, choose again at their next eval.
     best_score = best_so_far.get("continuation_score", math.inf) if best_so_far["step"] > 0 else math.inf
@@ -402,7 +326,7 @@ def _train(config: Config, run_dir: Path, strategy: tf.distribute.Strategy, plan
         nonlocal best_score
         scores = {**validation.score(trainer.generator, val_batches),
                   **validation.continuation(trainer.generator, continuation_frames)}
-        pictures = validation.draw(trainer.generator, samples, preview_start, t.preview_steps, run_dir, step,
+        pictures = validation.draw(trainer.generator, samples, preview_start, t.preview_steps, worker_dir, step,
                                  PREVIEW_FPS)
         with writer.as_default(step=step):
             for name, value in scores.items():
@@ -414,7 +338,7 @@ def _train(config: Config, run_dir: Path, strategy: tf.distribute.Strategy, plan
             best_score = scores["continuation_score"]
             trainer.save(best=True)
             write_text_atomic(best_path, json.dumps({"step": step, **scores}))
-        with open(run_dir / "evals.jsonl", "a") as log:
+        with open(worker_dir / "evals.jsonl", "a") as log:
             log.write(json.dumps({"step": step, **scores}) + "\n")
         print(f"eval at step {step}: val L1 {scores['l1']:.4f}  PSNR {scores['psnr']:.2f}  SSIM {scores['ssim']:.3f}"
               f"; continuation over {scores['rollout_steps']} steps: L1 {scores['rollout_l1']:.4f}, film-like "
@@ -422,9 +346,9 @@ def _train(config: Config, run_dir: Path, strategy: tf.distribute.Strategy, plan
               flush=True)
         return scores
 
-    rundir.forget_evals_after(run_dir, start)  # a resume from an older checkpoint redoes those evals
-    stop = StopRequest()
-    preempted = preemption_handler(trainer, strategy, stop)
+    rundir.forget_evals_after(worker_dir, start)  # a resume from an older checkpoint redoes those evals
+    stop = faults.StopRequest()
+    preempted = faults.preemption_handler(trainer.latest, strategy, stop)
     progress = Steps("train", t.steps, start)
     step, iterator, losses = start, iter(batches), {}
     try:
@@ -444,22 +368,22 @@ def _train(config: Config, run_dir: Path, strategy: tf.distribute.Strategy, plan
                 trainer.save()
             if step % t.eval_every == 0 and step < t.steps:
                 run_eval(step)
-    except Preempted:
+    except faults.Preempted:
         progress.close()
-        barrier(strategy)
-        print(f"stopped at step {step} with the whole cluster; checkpoint saved in {run_dir / 'checkpoints'}.\n"
+        faults.barrier(strategy)
+        print(f"stopped at step {step} with the whole cluster; checkpoint saved in {worker_dir / 'checkpoints'}.\n"
               f"resume: run the same command on every worker again", flush=True)
         raise cluster.ClusterStopped from None
     except tf.errors.OpError as error:
         if not preempted:
             raise
-        raise cluster.PeerLost(lost_peer(error, strategy), step + 1, trainer.latest.latest_checkpoint) from None
+        raise cluster.PeerLost(faults.lost_peer(error, strategy), step + 1, trainer.latest.latest_checkpoint) from None
     finally:
         progress.close()
         stop.restore()
     if step < t.steps:
         trainer.save()
-        print(f"stopped at step {step} of {t.steps}; checkpoint saved in {run_dir / 'checkpoints'}.\n"
+        print(f"stopped at step {step} of {t.steps}; checkpoint saved in {worker_dir / 'checkpoints'}.\n"
               f"resume: run the same command again")
         raise SystemExit(128 + stop.signal)
     if step % t.checkpoint_every:
@@ -473,5 +397,5 @@ def _train(config: Config, run_dir: Path, strategy: tf.distribute.Strategy, plan
                "config_fingerprint": record["fingerprint"]}
     write_text_atomic(metrics_path, json.dumps(metrics, indent=2))
     print(f"done: {step} steps; test L1 {test.get('l1', float('nan')):.4f}, PSNR {test.get('psnr', 0):.2f}, "
-          f"SSIM {test.get('ssim', 0):.3f}\nrun: {run}\nnext: epilogue-export {run}")
-    return run_dir
+          f"SSIM {test.get('ssim', 0):.3f}\nrun: {run_dir}\nnext: epilogue-export {run_dir}")
+    return worker_dir
