@@ -1,6 +1,6 @@
 """Windows of frames streamed from video files into tf.data.
 
-A window is `config.window` frames `stride` apart (context, then targets; a pair for plain pix2pix). Each
+A window is `config.window` frames `stride` apart (context, then targets; two frames for plain pix2pix). Each
 split (with several workers, each worker's share of the training split) decodes its videos once per run and
 is cached to a file in the run directory, so later epochs never decode. While decoding, only frames some
 window still needs are held, at model size: at most `(window - 1) * stride + 1` of them, however long the
@@ -17,6 +17,7 @@ import tensorflow as tf
 
 from infer.config import Config
 from infer.context import context_indices, span
+from infer.frames import model_from_levels
 from infer.video import read_frames
 from trainer.plan import VideoPlan
 
@@ -67,7 +68,7 @@ def _chunks(windows: Iterator[np.ndarray], size: int = CHUNK) -> Iterator[np.nda
 
 def to_model_range(frames: tf.Tensor) -> tf.Tensor:
     """uint8 [0, 255] -> float32 [-1, 1], the generator's tanh range."""
-    return tf.cast(frames, tf.float32) / 127.5 - 1.0
+    return model_from_levels(tf.cast(frames, tf.float32))
 
 
 def augment(config: Config, index: tf.Tensor, window: tf.Tensor) -> tf.Tensor:
