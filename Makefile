@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 comma  := ,
 
 VIDEO  ?= assets/big_buck_bunny_0_30.webm
-NAME   ?= pix2pix
+NAME   ?= full
 RUN    ?= runs/$(NAME)
 # The bundled clip is 30 s: the origin story's stride of 100 frames would leave no validation windows.
 ARGS   ?= $(if $(filter $(VIDEO),assets/big_buck_bunny_0_30.webm),--stride 6 --hop 1)

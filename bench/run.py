@@ -57,7 +57,7 @@ def pipeline() -> dict:
             container.streams.video[0].thread_type = "AUTO"
             return sum(1 for frame in container.decode(video=0) if frame.to_ndarray(format="rgb24") is not None)
 
-    config = resolve("pix2pix", None, {**PLAIN_PIX2PIX, "data": {"videos": (str(CLIP),), "stride": 6, "hop": 1}})
+    config = resolve("full", None, {**PLAIN_PIX2PIX, "data": {"videos": (str(CLIP),), "stride": 6, "hop": 1}})
     plans = plan(config)
     windows = len(plans[0].splits["train"].starts)
     raws, firsts, cacheds = [], [], []
@@ -117,7 +117,7 @@ def training(steps: int = 5, rounds: int = 3) -> dict:
     with tempfile.TemporaryDirectory() as run_dir:
         loops = {}
         for xla in (False, True):
-            config = resolve("pix2pix", None, {"data": {"videos": (str(CLIP),), "stride": 6, "hop": 1},
+            config = resolve("full", None, {"data": {"videos": (str(CLIP),), "stride": 6, "hop": 1},
                                                "model": PLAIN_PIX2PIX["model"],
                                                "train": {**PLAIN_PIX2PIX["train"], "xla": xla, "precision": "float32"}})
             plans = plan(config)
@@ -224,7 +224,7 @@ def rollout(steps: int = 600) -> dict:
     figures = {}
     with tempfile.TemporaryDirectory() as tmp:
         run = Path(tmp) / "run"
-        config = resolve("pix2pix", None, {**PLAIN_PIX2PIX, "data": {"videos": (str(CLIP),), "stride": 6, "hop": 1}})
+        config = resolve("full", None, {**PLAIN_PIX2PIX, "data": {"videos": (str(CLIP),), "stride": 6, "hop": 1}})
         open_run(run, config, plan(config))
         keras.utils.set_random_seed(0)
         generator = model.generator(config)  # untrained weights: speed does not depend on them
@@ -266,10 +266,10 @@ def cli(rounds: int = 3) -> dict:
 
 
 def converters(runs: int = 10) -> dict:
-    """The native ONNX writer against tf2onnx (the general path) at the demo and pix2pix sizes: seconds to
+    """The native ONNX writer against tf2onnx (the general path) at the demo and full sizes: seconds to
     export, peak memory of the exporting process, and ONNX Runtime CPU seconds per frame (median of `runs`)."""
     figures = {}
-    for preset in ("demo", "pix2pix"):
+    for preset in ("demo", "full"):
         for converter in ("native", "tf2onnx"):
             out = subprocess.run(probe("convert", preset, converter, runs), capture_output=True, text=True, cwd=ROOT)
             if out.returncode:
@@ -299,7 +299,7 @@ def workers(steps: int = 150) -> dict:
     from trainer import data
     from trainer.plan import plan, shard
 
-    config = resolve("pix2pix", None, {**PLAIN_PIX2PIX, "data": {"videos": (str(CLIP),), "stride": 6, "hop": 1}})
+    config = resolve("full", None, {**PLAIN_PIX2PIX, "data": {"videos": (str(CLIP),), "stride": 6, "hop": 1}})
     plans = plan(config)
     figures = {}
     with tempfile.TemporaryDirectory() as cache:

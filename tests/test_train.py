@@ -61,7 +61,7 @@ def test_inference_mode_is_not_black_and_equals_training_mode_without_dropout(sq
 
 
 def test_full_size_generator_matches_pix2pix():
-    assert round(model.generator(resolve("pix2pix", None, {})).count_params() / 1e6, 1) == 54.4
+    assert round(model.generator(resolve("full", None, {})).count_params() / 1e6, 1) == 54.4
 
 
 def test_layers_of_the_same_shape_start_from_different_weights():

@@ -49,7 +49,7 @@ def _splits(value: str | None) -> tuple[float, ...] | None:
 def cli(
     videos: Annotated[list[Path], typer.Argument(help="Video files to learn from.")],
     run_dir: Annotated[Path | None, typer.Option(help="Run directory (default runs/PRESET).")] = None,
-    preset: Annotated[str, typer.Option(help="tiny | demo | quality | pix2pix")] = "pix2pix",
+    preset: Annotated[str, typer.Option(help="tiny | demo | quality | full")] = "full",
     config_file: Annotated[Path | None, typer.Option("--config", help="TOML file: [data] [model] [train].")] = None,
     steps: Annotated[int | None, typer.Option()] = None,
     batch_size: Annotated[int | None, typer.Option(help="Global batch, over all replicas.")] = None,

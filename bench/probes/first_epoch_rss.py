@@ -16,7 +16,7 @@ from trainer.plan import plan
 
 def first_epoch(video: str) -> int:
     """Batches of the first epoch as training runs it: decoded, cached to a file (the memory that must stay flat)."""
-    config = resolve("pix2pix", None, {**PLAIN_PIX2PIX, "data": {"videos": (video,), "stride": 50, "hop": 1}})
+    config = resolve("full", None, {**PLAIN_PIX2PIX, "data": {"videos": (video,), "stride": 50, "hop": 1}})
     with tempfile.TemporaryDirectory() as cache:
         return sum(1 for _ in data.split_dataset(config, plan(config), "train", Path(cache)).batch(64))
 
