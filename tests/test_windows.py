@@ -189,6 +189,7 @@ def test_jitter_option_reaches_the_config(barcode_video):
     (["--head", "both"], "head must be one of direct, residual, mask (got 'both')"),
     (["--head", "mask", "--keep-init", "1"], "keep_init is a share of pixels kept: give a number between 0 and 1"),
     (["--size", "big"], "is not HEIGHTxWIDTH"),
+    (["--preset", "pix2pix"], "preset pix2pix is now called full: --preset full"),
 ])
 def test_bad_plans_are_one_line_and_exit_2(barcode_video, capsys, monkeypatch, args, message):
     from trainer.cli import main
