@@ -1,4 +1,4 @@
-"""The one config that flows video -> pairs -> model -> checkpoint -> ONNX -> rollout -> video.
+"""The one config that flows video -> windows -> model -> checkpoint -> ONNX -> rollout -> video.
 
 It is saved as `config.json` in the run directory and inside the ONNX model's metadata, so every later
 stage reads the same values instead of being told them again.
@@ -73,7 +73,7 @@ class TrainConfig:
     eval_every: int = 1000
     checkpoint_every: int = 1000
     keep_checkpoints: int = 3  # the latest checkpoints kept in checkpoints/ (best/ keeps its own)
-    eval_pairs: int = 64  # validation pairs scored at each eval (all of them at the end)
+    eval_windows: int = 64  # validation windows scored at each eval (all of them at the end)
     preview_steps: int = 24
 
 
@@ -157,7 +157,7 @@ class Config:
             raise UserError(f"strategy must be one of {', '.join(STRATEGIES)} (got {t.strategy!r})")
         counts = {"steps": t.steps, "batch_size": t.batch_size, "eval_every": t.eval_every,
                   "checkpoint_every": t.checkpoint_every, "keep_checkpoints": t.keep_checkpoints,
-                  "eval_pairs": t.eval_pairs, "preview_steps": t.preview_steps}
+                  "eval_windows": t.eval_windows, "preview_steps": t.preview_steps}
         if bad := {k: v for k, v in counts.items() if v < 1}:
             raise UserError(f"these must be >= 1: {', '.join(f'{k} (got {v})' for k, v in bad.items())}")
         return self
@@ -174,7 +174,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "tiny": {
         "data": {"height": 64, "width": 64, "stride": 2, "hop": 1, "shuffle_buffer": 256},
         "model": {"filters": 8, "depth": 6},
-        "train": {"steps": 40, "eval_every": 20, "checkpoint_every": 20, "eval_pairs": 8,
+        "train": {"steps": 40, "eval_every": 20, "checkpoint_every": 20, "eval_windows": 8,
                   "preview_steps": 8},
     },
     # About ten minutes on two CPU cores with the bundled clip. Like `full` below,
@@ -182,13 +182,13 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "demo": {
         "data": {"height": 128, "width": 128, "stride": 6, "hop": 1, **ALIVE["data"]},
         "model": {"filters": 32, "depth": 7, **ALIVE["model"]},
-        "train": {"steps": 4000, "eval_every": 500, "checkpoint_every": 500, "eval_pairs": 32, **ALIVE["train"]},
+        "train": {"steps": 4000, "eval_every": 500, "checkpoint_every": 500, "eval_windows": 32, **ALIVE["train"]},
     },
     # make quality: one training budget for comparing settings; 2 videos x 3 seeds in about 30 minutes on 2 cores.
     "quality": {
         "data": {"height": 64, "width": 64, "stride": 6, "hop": 1},
         "model": {"filters": 32, "depth": 6},
-        "train": {"steps": 2000, "eval_every": 500, "checkpoint_every": 500, "eval_pairs": 32},
+        "train": {"steps": 2000, "eval_every": 500, "checkpoint_every": 500, "eval_windows": 32},
     },
     # The full-size model: pix2pix's generator and discriminator at 256x256, trained to stay alive (which pix2pix's
     # own training does not: that is the dataclass defaults).
@@ -220,6 +220,9 @@ def _heads_as_today(model: dict[str, Any], head: str, where: str) -> dict[str, A
     model["head"] = on[0] if on else "direct" if head in switches else head
     return model
 
+
+# Fields renamed since: run directories, config files and `make quality` records that use the old name read as today's.
+RENAMED_FIELDS = {("train", "eval_pairs"): "eval_windows"}
 
 # What a field's type takes, in words for the one line that says a value does not fit.
 KINDS = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
@@ -253,6 +256,7 @@ def apply(config: Config, values: dict[str, Any], where: str = "config") -> Conf
             raise UserError(f"{where}: unknown section {name!r}; expected one of {', '.join(sections)}")
         if name == "model":
             fields_ = _heads_as_today(fields_, config.model.head, where)
+        fields_ = {RENAMED_FIELDS.get((name, k), k): v for k, v in fields_.items()}
         section = getattr(config, name)
         known = {f.name: f for f in dataclasses.fields(section)}
         for key in fields_:

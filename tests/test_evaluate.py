@@ -19,6 +19,7 @@ from infer.errors import UserError
 from infer.evaluate import beats, evaluate, longest_runs
 from infer.rollout import ORIGIN_STEP_RATE
 from infer.video import probe, read_frames
+from infer.yardstick import LIMIT
 
 
 def test_metrics_match_hand_computed_values():
@@ -64,7 +65,16 @@ def test_a_briefly_trained_model_beats_persistence_at_step_1_on_learnable_motion
     alive = numbers["alive"]
     assert numbers["long_steps"] == 60 and alive["steps"] == 60
     assert all(len(series) == 60 for series in [*alive["ratios"].values(), *alive["per_step"].values()])
-    assert 0 <= alive["alive_horizon"] <= 60 and numbers["summary"][0].startswith(alive["summary"])
+    assert numbers["summary"][0].startswith(alive["summary"])
+    # The horizon is the step before the first whose ratios leave a band, recomputed from the series it reports.
+    ref, ratios = alive["reference"], alive["ratios"]
+    outside = [k + 1 for k in range(60)
+               if not ref["motion_band"][0] <= ratios["motion"][k] <= ref["motion_band"][1]
+               or not ref["sharpness_band"][0] <= ratios["sharpness"][k] <= ref["sharpness_band"][1]
+               or ratios["colour"][k] > LIMIT or ratios["realism"][k] > LIMIT]
+    assert alive["ends_at_step"] == (outside[0] if outside else None)
+    assert alive["alive_horizon"] == (outside[0] - 1 if outside else 60)
+    assert alive["alive_fraction"] == pytest.approx(1 - len(outside) / 60, abs=1e-4)
 
 
 def test_the_report_names_every_image_and_each_exists(report):

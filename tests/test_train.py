@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -107,12 +108,16 @@ def test_divergence_stops_with_a_clear_error_and_no_nan_checkpoint(square_video,
     config = resolve("tiny", None, {"data": {"videos": (str(square_video),)},
                                     "train": {"steps": 20, "learning_rate": 1e30, "lr_decay": False,
                                               "eval_every": 100, "checkpoint_every": 1}})
-    with pytest.raises(UserError, match="diverged|NaN/Inf"):
+    with pytest.raises(UserError, match=r"diverged before step (\d+) .*the last good checkpoint is (\S+);") as caught:
         train(config, tmp_path / "run")
     import tensorflow as tf
 
-    checkpoints = tf.train.get_checkpoint_state(str(tmp_path / "run" / "checkpoints"))
-    for prefix in checkpoints.all_model_checkpoint_paths if checkpoints else []:
+    stopped, last = re.search(r"before step (\d+) .*checkpoint is (\S+);", str(caught.value)).groups()
+    # Every step until the one that diverged was checkpointed (the latest 3 kept), and the line names the last.
+    kept = [str(tmp_path / "run" / "checkpoints" / f"ckpt-{step}") for step in range(1, int(stopped))][-3:]
+    assert kept and tf.train.get_checkpoint_state(str(tmp_path / "run" / "checkpoints")).all_model_checkpoint_paths \
+        == kept and last == kept[-1]
+    for prefix in kept:
         weights = [tf.train.load_variable(prefix, name) for name, _ in tf.train.list_variables(prefix)
                    if name.startswith(GENERATOR)]
         assert weights and all(np.isfinite(w).all() for w in weights if np.asarray(w).dtype.kind == "f"), prefix

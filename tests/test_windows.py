@@ -248,3 +248,10 @@ def test_a_number_option_takes_an_integer_and_a_wrong_type_is_one_line_from_the_
     assert exit_info.value.code == 2
     assert capsys.readouterr().err.splitlines() == [f"error: {tmp_path / 'bad.toml'}: data.hop must be an integer "
                                                     "(got 1.5)"]
+
+
+def test_a_record_made_when_windows_were_pairs_reads_as_today():
+    from infer.config import Config, as_today
+
+    assert Config.from_dict({"train": {"eval_pairs": 8}}).train.eval_windows == 8
+    assert as_today({"train": {"eval_pairs": 8}})["train"]["eval_windows"] == 8

@@ -311,7 +311,7 @@ def _train(config: Config, worker_dir: Path, strategy: tf.distribute.Strategy, p
     batches = strategy.distribute_datasets_from_function(input_pipeline)
     print(f"resuming at step {start} of {t.steps}" if start else f"starting: {counts['train']} training windows "
           f"of {config.window} frames" + "".join(share))
-    val_every = max(1, math.ceil(counts["val"] / t.eval_pairs))
+    val_every = max(1, math.ceil(counts["val"] / t.eval_windows))
     val_batches = data.eval_batches(windows["val"].shard(val_every, 0), 8)
     preview_start = last_context(windows["val"], config.model.context)  # a full pass: fills the val cache
     samples = fixed_samples(windows["val"], 4, counts["val"])
