@@ -23,6 +23,11 @@ def context_indices(newest: int, context: int, stride: int) -> list[int]:
     return [newest - (context - 1 - j) * stride for j in range(context)]
 
 
+def future_indices(start: int, steps: int, stride: int) -> list[int]:
+    """The source frames steps 1..`steps` of a continuation from `start` stand for: the real future."""
+    return [start + k * stride for k in range(1, steps + 1)]
+
+
 def check_start(newest: int, context: int, stride: int) -> None:
     """A start frame needs its whole context inside the video."""
     if newest < span(context, stride):

@@ -22,7 +22,7 @@ import numpy as np
 import typer
 
 from infer import metrics
-from infer.context import check_start, context_indices, parse_start
+from infer.context import check_start, context_indices, future_indices, parse_start
 from infer.contract import Contract
 from infer.errors import UserError, check_writable_dir, exit_on_user_error, warn, write_text_atomic
 from infer.frames import to_uint8, to_unit
@@ -71,7 +71,8 @@ def _test_fraction_start(contract: Contract, info: VideoInfo) -> int:
 def read_film(video: Path, contract: Contract, start: int, steps: int, frames: int, train_span: tuple[int, int],
               stats_span: tuple[int, int]) -> Film:
     """One decoding pass: the real future, the mean training frame, the yardstick's reference."""
-    wanted = {start + k * contract.stride for k in range(1 - contract.context_frames, steps + 1)}
+    wanted = {*context_indices(start, contract.context_frames, contract.stride),
+              *future_indices(start, steps, contract.stride)}
     builder = ReferenceBuilder(contract.stride, stats_span, train_span, frames)
     real, total, count = {}, None, 0
     for index, frame in read_frames(video, contract.frame_size, contract.fit):
@@ -141,7 +142,7 @@ def long_rollout(model: Model, film: Film, first: int, horizon: int, total: int,
 
 def score(predicted: list[np.ndarray], film: Film, first: int, stride: int) -> dict[str, dict[str, list[float]]]:
     """Each metric at each compared step, for the model and the two baselines, against the real future."""
-    truth = [to_unit(film.real[first + k * stride]) for k in range(1, len(predicted) + 1)]
+    truth = [to_unit(film.real[i]) for i in future_indices(first, len(predicted), stride)]
     baselines = {"persistence": to_unit(film.real[first]), "mean_frame": film.mean_train}
     frames = {"model": [to_unit(p) for p in predicted], **{name: [f] * len(truth) for name, f in baselines.items()}}
     return {name: {metric: [round(getattr(metrics, metric)(p, t), 6) for p, t in zip(shown, truth, strict=True)]

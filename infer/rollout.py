@@ -26,7 +26,7 @@ import numpy as np
 import typer
 
 from infer import __version__
-from infer.context import check_start, context_indices, parse_start, span
+from infer.context import check_start, context_indices, future_indices, parse_start, span
 from infer.errors import UserError, check_writable_dir, exit_on_user_error, write_text_atomic
 from infer.frames import to_uint8
 from infer.health import Monitor
@@ -154,7 +154,7 @@ def source_prefix(start: Start, seconds: float, fps: float, size: tuple[int, int
 def real_future(start: Start, stride: int, steps: int, size: tuple[int, int], fit: str) -> Iterator[np.ndarray]:
     """For side-by-side: the real frame `k * stride` after the start for each step k, held at the film's end."""
     last = start.index + (start.frames - 1 - start.index) // stride * stride
-    indices = [min(start.index + k * stride, last) for k in range(1, steps + 1)]
+    indices = [min(index, last) for index in future_indices(start.index, steps, stride)]
     frames = read_frames(start.source, size, fit, wanted=set(indices))
     index, frame = -1, None
     for wanted in indices:  # non-decreasing, as read_frames yields

@@ -15,7 +15,7 @@ import tensorflow as tf
 
 from infer import metrics
 from infer.config import Config
-from infer.context import context_indices, span
+from infer.context import context_indices, future_indices, span
 from infer.frames import model_from_unit, to_model, to_uint8, to_unit, unit_from_model
 from infer.pictures import grid, save_gif, save_png
 from infer.roll import roll
@@ -94,7 +94,7 @@ def continuation_frames(config: Config, first: VideoPlan) -> np.ndarray:
     split, k, stride = first.splits["val"], config.model.context, config.data.stride
     newest = split.start + span(k, stride)
     steps = min(CONTINUATION_STEPS, (split.stop - 1 - newest) // stride)
-    wanted = [*context_indices(newest, k, stride), *(newest + n * stride for n in range(1, steps + 1))]
+    wanted = [*context_indices(newest, k, stride), *future_indices(newest, steps, stride)]
     frames = dict(read_frames(Path(first.info.path), config.frame_size, config.data.fit, wanted=set(wanted),
                               stop=wanted[-1] + 1))
     return np.stack([frames[i] for i in wanted])
