@@ -58,7 +58,7 @@ class Video:
     name: str
     train: Path  # what the model learns from
     judge: Path  # what its continuation is compared with
-    start: str  # epilogue-eval --from
+    start: str  # epilogue-eval --start
 
 
 def settings(config_files: list[Path], grid: list[str], defaults: bool = True) -> list[Setting]:

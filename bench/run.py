@@ -230,7 +230,7 @@ def rollout(steps: int = 600) -> dict:
         generator = model.generator(config)  # untrained weights: speed does not depend on them
         tf.train.CheckpointManager(tf.train.Checkpoint(generator=generator), run / "checkpoints", 1).save()
         onnx_path = run / "generator.onnx"
-        meta = contract(run, 0)
+        meta = contract(run, 0, "untrained")
         save(to_onnx(generator, meta.output, 17), onnx_path, meta)
         figures |= model_only(generator, onnx_path)
         for name, program, target in (("epilogue", "epilogue_rollout", onnx_path),

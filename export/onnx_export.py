@@ -44,8 +44,8 @@ def find_checkpoint(run_dir: Path, which: str) -> str:
     if which in ("best", "latest"):
         path = tf.train.latest_checkpoint(str(folder))
         if path is None and which == "best" and tf.train.latest_checkpoint(str(run_dir / "checkpoints")):
-            raise UserError(f"run {run_dir} has no best checkpoint yet (none until the first eval of a trained "
-                            "step); export with --checkpoint latest, or train until the first eval")
+            raise UserError(f"run {run_dir} has no best checkpoint (best/ holds one once an eval of a trained "
+                            "step scores finite); export with --checkpoint latest, or train until the first eval")
     elif which.isdigit():
         path = str(folder / f"ckpt-{int(which)}")
         path = path if Path(f"{path}.index").exists() else None
@@ -99,7 +99,7 @@ def check_parity(generator: keras.Model, proto: onnx.ModelProto, contexts: list[
     return {"step_max_abs_diff": step, "rollout_max_abs_diff": float(np.abs(a - b).max())}
 
 
-def contract(run_dir: Path, step: int, checkpoint: str = "best") -> Contract:
+def contract(run_dir: Path, step: int, checkpoint: str) -> Contract:
     record = json.loads((run_dir / "config.json").read_text())
     config = read_config(run_dir)
     video = record["videos"][0]

@@ -161,6 +161,7 @@ def evaluate(model_path: Path, video: Path, start: str = "test", steps: int | No
     info = probe(video)
     out = out or model_path.parent / "eval"
     check_writable_dir(out, "output directory")
+    (out / "eval.json").unlink(missing_ok=True)  # written last: there only when the whole report is this run's
     training = file_sha256(video) == contract.source_sha256
     first = start_frame(start, contract, info, training)
     check_start(first, contract.context_frames, contract.stride)
@@ -304,8 +305,8 @@ def cli(
     try:
         evaluate(model, video, start, steps, long, out, provider, rollout_video)
     except KeyboardInterrupt:
-        print("interrupted: no report written (nothing half-written left); run the command again", file=sys.stderr,
-              flush=True)
+        print("interrupted: the report is incomplete (its eval.json, written last, is not there; no file is left "
+              "half-written); run the command again", file=sys.stderr, flush=True)
         raise SystemExit(130) from None
 
 

@@ -128,7 +128,20 @@ def load(path: Path, provider: str = "auto") -> Model:
         note = f" ({'; '.join(tried)})" if tried else ""
         print(f"provider: {PROVIDERS[name]}{', ' + graphs_note if graphs_note else ''}{note}", flush=True)
         return Model(session, contract, PROVIDERS[name], device, graphs=graph_session is not None)
+    if "cpu" not in wanted and (refusal := _cpu_refusal(path, available)):  # a GPU provider asked by name
+        raise refusal
     raise UserError(f"no execution provider could run {path}: {'; '.join(tried)}")
+
+
+def _cpu_refusal(path: Path, available: list[str]) -> UserError | None:
+    """Whether the file itself is at fault, asked of the CPU provider when only a GPU one was tried."""
+    if PROVIDERS["cpu"] not in available:
+        return None
+    try:
+        _session(path, "cpu")
+    except Exception as error:  # noqa: BLE001 - ONNX Runtime raises its own untyped errors
+        return _unreadable(path, error)
+    return None
 
 
 class Stepper:

@@ -42,7 +42,7 @@ def test_the_continuation_starts_from_the_first_context_of_the_validation_split(
     config = resolve("tiny", None, {"data": {"videos": (str(barcode_video),), "stride": 3},
                                     "model": {"context": 2}})
     first = plan(config)[0]
-    frames = validation.continuation_frames(config, first)
+    frames = validation.continuation_frames(config, [first])
     val = first.splits["val"]
     expected = list(range(val.start, val.stop, 3))
     assert [read_barcode(f) for f in frames] == expected  # context of two, then every step the split holds
@@ -53,3 +53,10 @@ def test_best_is_the_trained_eval_with_the_lowest_continuation_score(square_run)
     assert all({"rollout_l1", "film_like", "continuation_score"} <= set(e) for e in evals)
     best = json.loads((square_run / "best" / "best.json").read_text())
     assert best["step"] == min((e for e in evals if e["step"] > 0), key=lambda e: e["continuation_score"])["step"]
+
+
+def test_a_continuation_that_is_not_finite_is_never_the_best():
+    inputs = keras.Input((64, 64, 3))
+    broken = keras.Model([inputs], keras.layers.Lambda(lambda x: x * float("nan"))(inputs))
+    scored = validation.continuation(broken, np.stack([square_frame(i * 2) for i in range(6)]))
+    assert scored["continuation_score"] == float("inf") and scored["rollout_steps"] == 5

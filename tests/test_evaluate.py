@@ -209,7 +209,8 @@ def test_ctrl_c_in_an_evaluation_says_nothing_was_written(square_model, square_v
     monkeypatch.setattr(Stepper, "step", interrupted)
     code, _, errors = run_eval(capsys, monkeypatch, square_model, square_video, "--out", tmp_path / "e")
     assert code == 130 and list((tmp_path / "e").iterdir()) == []
-    assert errors[-1] == "interrupted: no report written (nothing half-written left); run the command again"
+    assert errors[-1] == ("interrupted: the report is incomplete (its eval.json, written last, is not there; no file "
+                          "is left half-written); run the command again")
 
 
 CHECK = """<script>

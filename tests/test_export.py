@@ -59,8 +59,8 @@ def test_best_before_the_first_trained_eval_is_refused_in_one_line(square_run, t
     shutil.copytree(square_run / "checkpoints", early / "checkpoints")
     shutil.copy(square_run / "config.json", early / "config.json")
     assert exit_message(capsys, monkeypatch, early) == (
-        f"error: run {early} has no best checkpoint yet (none until the first eval of a trained step); export "
-        "with --checkpoint latest, or train until the first eval")
+        f"error: run {early} has no best checkpoint (best/ holds one once an eval of a trained step scores finite); "
+        "export with --checkpoint latest, or train until the first eval")
     assert not (early / "export").exists()
 
 

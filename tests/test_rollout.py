@@ -329,6 +329,8 @@ def test_a_file_that_is_not_a_model_is_refused_when_the_cpu_provider_cannot_pars
     gpu_providers_fail(monkeypatch)
     with pytest.raises(UserError, match=rf"^model {garbage} is not an ONNX model \(.*INVALID_PROTOBUF"):
         load(garbage)
+    with pytest.raises(UserError, match=rf"^model {garbage} is not an ONNX model \(.*INVALID_PROTOBUF"):
+        load(garbage, "cuda")  # a GPU provider asked by name: the file is still what is at fault
 
 
 class FakeEncoder:

@@ -107,9 +107,9 @@ def cli(
     if local_workers:
         raise SystemExit(_local_cluster(config, local_workers, run_dir))
     try:
-        with quiet(verbose), training_extra("epilogue-train"):
-            from trainer import train
-
+        with quiet(verbose):
+            with training_extra("epilogue-train"):
+                from trainer import train
             strategy = train.pick_strategy(config.train.strategy)
             train.train(config, run_dir, strategy, plans)
     except (cluster.PeerLost, cluster.ClusterStopped) as stopped:

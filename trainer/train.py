@@ -316,7 +316,7 @@ def _train(config: Config, worker_dir: Path, strategy: tf.distribute.Strategy, p
     preview_start = last_context(windows["val"], config.model.context)  # a full pass: fills the val cache
     samples = fixed_samples(windows["val"], 4, counts["val"])
     writer = tf.summary.create_file_writer(str(worker_dir / "logs"))
-    continuation_frames = validation.continuation_frames(config, plans[0])
+    continuation_frames = validation.continuation_frames(config, plans)
     best_path = worker_dir / "best" / "best.json"
     best_so_far = json.loads(best_path.read_text()) if best_path.exists() else {"step": 0}
     # Runs made before the continuation score, or that kept the untrained step 0, choose again at their next eval.

@@ -7,6 +7,7 @@ validation split's first frames, the product's real job, which chooses the check
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import keras
@@ -88,10 +89,12 @@ def draw(generator: keras.Model, samples: np.ndarray, preview_start: np.ndarray,
     return {"samples": picture, "preview": grid([frames[:: max(1, len(frames) // 8)]])}
 
 
-def continuation_frames(config: Config, first: VideoPlan) -> np.ndarray:
-    """uint8 [context + n, h, w, 3]: the first video's validation split from its first context, `stride` apart,
-    for as many steps as the split holds (up to CONTINUATION_STEPS)."""
-    split, k, stride = first.splits["val"], config.model.context, config.data.stride
+def continuation_frames(config: Config, plans: list[VideoPlan]) -> np.ndarray:
+    """uint8 [context + n, h, w, 3]: the validation split of the first video that has one (planning made sure
+    one does), from its first context, `stride` apart, for as many steps as it holds (up to CONTINUATION_STEPS)."""
+    k, stride = config.model.context, config.data.stride
+    first = next(p for p in plans if p.splits["val"].starts)
+    split = first.splits["val"]
     newest = split.start + span(k, stride)
     steps = min(CONTINUATION_STEPS, (split.stop - 1 - newest) // stride)
     wanted = [*context_indices(newest, k, stride), *future_indices(newest, steps, stride)]
@@ -107,10 +110,13 @@ def continuation(generator: keras.Model, frames: np.ndarray) -> dict[str, float]
     steps whose motion and sharpness (rolling medians, as the yardstick measures them) stay within BAND of the
     real frames' medians over the same steps. One-step L1 prefers an early, blurred checkpoint that freezes;
     `continuation_score` = rollout_l1 * (2 - film_like) doubles the error of a continuation that is never
-    film-like."""
+    film-like; a continuation that is not finite scores infinity, never the best."""
     k = context_of(generator)
     context, real = frames[:k], [to_unit(f) for f in frames[k - 1:]]
-    predicted = [to_unit(to_uint8(p)) for p in continue_frames(generator, to_model(context)[0], len(real) - 1)[1:]]
+    raw = continue_frames(generator, to_model(context)[0], len(real) - 1)[1:]
+    if not all(np.isfinite(p).all() for p in raw):
+        return {"rollout_l1": math.inf, "film_like": 0.0, "continuation_score": math.inf, "rollout_steps": len(raw)}
+    predicted = [to_unit(to_uint8(p)) for p in raw]
     early = min(EARLY_STEPS, len(predicted))
     rollout_l1 = float(np.mean([metrics.l1(p, r) for p, r in zip(predicted[:early], real[1:], strict=False)]))
     motion = rolling_median([metrics.motion(a, b) for a, b in zip([real[0], *predicted], predicted, strict=False)])

@@ -9,13 +9,13 @@ import time
 from pathlib import Path
 
 from bench.rss import peak_rss_mb
-from infer.rollout import rollout
+from infer.rollout import continue_film
 
 
 def main(model: Path, source: Path, out: Path, steps: int) -> dict:
     """Wall time, model time, peak RSS and the provider of a 1920x1080 rollout; TensorFlow must stay unloaded."""
     began = time.perf_counter()
-    record = rollout(model, source, out, steps=steps, size="1920x1080")
+    record = continue_film(model, source, out, steps=steps, size="1920x1080")
     if "tensorflow" in sys.modules:
         raise SystemExit("bench rollout: the runner loaded TensorFlow")
     return {"wall_s": time.perf_counter() - began, "model_s_per_step": record["timing"]["model_s_per_step"],
