@@ -126,11 +126,14 @@ def long_rollout(model: Model, film: Film, first: int, horizon: int, total: int,
     watched = Watched([], {}, monitor, judge)
     with encoding(out / "rollout.mp4", (height * scale, 2 * width * scale), ORIGIN_STEP_RATE,
                   options={"crf": "23"}) as encoder, closing(Steps("eval rollout", total)) as progress:
+        shared = True  # the monitor's last frame is the judge's: both measure change from it
         for k in range(1, total + 1):
             stepper.step()
             output = stepper.frame()
             frame = to_uint8(output)
-            monitor.observe(k, output, motion=judge.observe(frame))
+            motion = judge.observe(frame)
+            monitor.observe(k, output, motion=motion if shared else None)
+            shared = bool(np.isfinite(output).all())  # the monitor keeps its last finite frame past a NaN
             encoder.put(frame, film.real.get(first + k * contract.stride, blank))
             if k <= horizon:
                 watched.predicted.append(frame)
