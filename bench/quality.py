@@ -1,7 +1,7 @@
 """`make quality`: compare training settings on equal terms, by how long their continuations stay a film.
 
     python -m bench.quality [--config FILE.toml ...] [--grid train.l1_weight=10,100 ...] [--seeds 3]
-                            [--videos bundled,window] [--checkpoint best|latest|lowest-l1]
+                            [--videos bundled,window] [--checkpoint best|latest|continuation]
                             [--without-defaults] [--runs runs/quality]
                             [--out bench/quality.json]
 
@@ -11,9 +11,9 @@ test split: the bundled clip (its future ends with the clip), and the procedural
 render gives the true future for all 600 steps. Nothing is picked: every seed counts, and the table shows
 the mean with the spread [min, max] over seeds. Finished runs, exports and evaluations are reused, so an
 interrupted comparison picks up where it stopped. `--checkpoint latest` judges the same runs' last checkpoints
-instead of their best (the one whose short rollout continues the validation split best), as rows named
-`CONFIG@latest`; `--checkpoint lowest-l1` the one with the lowest one-step validation L1 (`best` before the
-continuation score), as rows `CONFIG@lowest-l1`.
+instead of their best (lowest one-step validation L1), as rows named `CONFIG@latest`; `--checkpoint
+continuation` the one with the lowest continuation score (what `--best-by continuation` keeps), as rows
+`CONFIG@continuation`.
 """
 
 from __future__ import annotations
@@ -42,8 +42,7 @@ CLIP = ROOT / "assets" / "big_buck_bunny_0_30.webm"
 PRESET = "quality"
 LONG = 600
 WINDOW_FRAMES, WINDOW_SIZE, WINDOW_FPS = 1200, (128, 128), 24.0  # the window scene's training video
-CHECKPOINTS = ("best", "latest", "lowest-l1")  # which checkpoint of a run is judged
-BEST = "the lowest continuation score"  # what `best` is in the record (before it was said: the lowest one-step L1)
+CHECKPOINTS = ("best", "latest", "continuation")  # which checkpoint of a run is judged
 
 
 @dataclass(frozen=True)
@@ -126,11 +125,11 @@ def config_for(setting: Setting, video: Video, seed: int) -> Config:
                           "train": {"seed": seed, "keep_checkpoints": -(-t.steps // t.checkpoint_every)}}).validate()
 
 
-def lowest_l1_step(run_dir: Path) -> str:
-    """The trained eval with the lowest one-step validation L1 (how `best` was chosen before the continuation
-    score), as a checkpoint step."""
+def lowest_continuation_step(run_dir: Path) -> str:
+    """The trained eval with the lowest continuation score (what `--best-by continuation` keeps in best/), as a
+    checkpoint step."""
     evals = [json.loads(line) for line in (run_dir / "evals.jsonl").read_text().splitlines()]
-    return str(min((e for e in evals if e["step"] > 0), key=lambda e: e["l1"])["step"])
+    return str(min((e for e in evals if e["step"] > 0), key=lambda e: e["continuation_score"])["step"])
 
 
 def run_one(config: Config, video: Video, run_dir: Path, checkpoint: str = "best") -> dict:
@@ -148,7 +147,7 @@ def run_one(config: Config, video: Video, run_dir: Path, checkpoint: str = "best
         train(config, run_dir)
         keras.backend.clear_session()
     if not model.exists():
-        export(run_dir, lowest_l1_step(run_dir) if checkpoint == "lowest-l1" else checkpoint, model)
+        export(run_dir, lowest_continuation_step(run_dir) if checkpoint == "continuation" else checkpoint, model)
     if not report.exists():
         evaluate(model, video.judge, start=video.start, long=LONG, out=report.parent)
     return json.loads(report.read_text())
@@ -269,24 +268,11 @@ def merged(out: Path, new: dict[str, dict], seeds: int) -> dict:
     old = json.loads(out.read_text()) if out.exists() else {}
     if "budget" not in old or _recorded(old["budget"]) != budget or old.get("seeds") != seeds:
         old = {}
-    if old.get("best") != BEST:
-        old = _best_was_lowest_l1(old)
-    record = {"preset": PRESET, "budget": budget, "seeds": seeds, "long_steps": LONG, "best": BEST}
+    record = {"preset": PRESET, "budget": budget, "seeds": seeds, "long_steps": LONG}
     for key, values in new.items():
         record[key] = {**old.get(key, {}), **values}
     record["table"] = table(record["results"], seeds)
     return record
-
-
-def _best_was_lowest_l1(record: dict) -> dict:
-    """A record from before the continuation score judged its plain rows at the lowest one-step L1: they are
-    that rule's rows (`CONFIG@lowest-l1`), and `best` rows are measured anew."""
-    def renamed(name: str) -> str:
-        return name if "@" in name else f"{name}@lowest-l1"
-
-    rows = ("settings", "results", "montages", "runs")
-    return {key: {renamed(n): v for n, v in values.items()} if key in rows else values
-            for key, values in record.items()}
 
 
 def _recorded(budget: dict[str, Any]) -> dict[str, Any]:
@@ -308,8 +294,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--videos", default="bundled,window", help="bundled, window, or both.")
     parser.add_argument("--checkpoint", choices=CHECKPOINTS, default="best",
-                        help="Judge each run's best checkpoint (the one that continues the validation split best), "
-                             "its last, or the one with the lowest one-step validation L1.")
+                        help="Judge each run's best checkpoint (lowest one-step validation L1), its last, or the one "
+                             "with the lowest continuation score.")
     parser.add_argument("--without-defaults", action="store_true",
                         help="Leave out today's defaults (their row in --out stays as it was recorded).")
     parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "quality")

@@ -22,6 +22,7 @@ STRATEGIES = ("auto", "default", "mirrored", "multiworker")
 FITS = ("squash", "crop")
 UPSAMPLES = ("transpose", "resize")
 HEADS = ("direct", "residual", "mask")
+BEST_BY = ("l1", "continuation")
 SPLIT_NAMES = ("train", "val", "test")
 
 
@@ -73,6 +74,9 @@ class TrainConfig:
     eval_every: int = 1000
     checkpoint_every: int = 1000
     keep_checkpoints: int = 3  # the latest checkpoints kept in checkpoints/ (best/ keeps its own)
+    # What best/ keeps: l1, the lowest one-step validation L1; continuation, the lowest continuation score (a short
+    # rollout from the validation split's first frames). make quality found them alike (README, Quality).
+    best_by: str = "l1"
     eval_windows: int = 64  # validation windows scored at each eval (all of them at the end)
     preview_steps: int = 24
 
@@ -153,6 +157,8 @@ class Config:
             raise UserError(f"upsample must be one of {', '.join(UPSAMPLES)} (got {m.upsample!r})")
         if t.precision not in PRECISIONS:
             raise UserError(f"precision must be one of {', '.join(PRECISIONS)} (got {t.precision!r})")
+        if t.best_by not in BEST_BY:
+            raise UserError(f"best_by must be one of {', '.join(BEST_BY)} (got {t.best_by!r})")
         if t.strategy not in STRATEGIES:
             raise UserError(f"strategy must be one of {', '.join(STRATEGIES)} (got {t.strategy!r})")
         counts = {"steps": t.steps, "batch_size": t.batch_size, "eval_every": t.eval_every,

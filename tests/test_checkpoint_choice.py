@@ -1,4 +1,4 @@
-"""`best` is the checkpoint that continues the validation split best, not the one with the lowest one-step L1."""
+"""The continuation score: a short rollout from the validation split's first frames, and what best/ keeps."""
 
 import json
 
@@ -48,11 +48,24 @@ def test_the_continuation_starts_from_the_first_context_of_the_validation_split(
     assert [read_barcode(f) for f in frames] == expected  # context of two, then every step the split holds
 
 
-def test_best_is_the_trained_eval_with_the_lowest_continuation_score(square_run):
+def test_every_eval_logs_the_continuation_and_best_is_the_lowest_one_step_l1_by_default(square_run):
     evals = [json.loads(line) for line in (square_run / "evals.jsonl").read_text().splitlines()]
-    assert all({"rollout_l1", "film_like", "continuation_score"} <= set(e) for e in evals)
+    assert all({"rollout_l1", "film_like", "continuation_score", "rollout_steps"} <= set(e) for e in evals)
     best = json.loads((square_run / "best" / "best.json").read_text())
-    assert best["step"] == min((e for e in evals if e["step"] > 0), key=lambda e: e["continuation_score"])["step"]
+    assert best["step"] == min((e for e in evals if e["step"] > 0), key=lambda e: e["l1"])["step"]
+
+
+def test_best_by_continuation_keeps_the_trained_eval_with_the_lowest_continuation_score(square_video, tmp_path):
+    from infer.config import resolve
+    from trainer.train import train
+
+    config = resolve("tiny", None, {"data": {"videos": (str(square_video),)},
+                                    "train": {"steps": 60, "eval_every": 20, "best_by": "continuation"}})
+    run = train(config, tmp_path / "run")
+    evals = [json.loads(line) for line in (run / "evals.jsonl").read_text().splitlines()]
+    best = json.loads((run / "best" / "best.json").read_text())
+    assert [e["step"] for e in evals] == [0, 20, 40, 60]
+    assert best["step"] == min(evals[1:], key=lambda e: e["continuation_score"])["step"]
 
 
 def test_a_continuation_that_is_not_finite_is_never_the_best():

@@ -93,15 +93,3 @@ def test_the_last_checkpoint_is_judged_from_the_same_runs_in_rows_of_its_own(tmp
     assert picture == tmp_path / "quality" / "defaults@latest.png"
 
 
-
-def test_rows_recorded_when_best_was_the_lowest_one_step_l1_keep_that_name(tmp_path):
-    from bench.quality import BEST
-
-    out = tmp_path / "quality.json"
-    first = merged(out, {"results": {"plain": {"window": aggregate([run(5, "blurs", 2.0)])}, "plain@latest": {}},
-                         "montages": {"plain": "bench/quality/plain.png"}}, 3)
-    del first["best"]  # recorded before the continuation score chose `best`
-    out.write_text(json.dumps(first))
-    again = merged(out, {"results": {"plain": {}}, "montages": {}}, 3)
-    assert list(again["results"]) == ["plain@lowest-l1", "plain@latest", "plain"]
-    assert again["montages"] == {"plain@lowest-l1": "bench/quality/plain.png"} and again["best"] == BEST

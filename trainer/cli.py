@@ -77,6 +77,8 @@ def cli(
     l1_weight: Annotated[float | None, typer.Option(help="Weight of the L1 loss against the GAN loss.")] = None,
     gradient_weight: Annotated[float | None, typer.Option(help="Weight of a gradient-difference (edge) loss.")]
     = None,
+    best_by: Annotated[str | None, typer.Option(help="What best/ keeps: l1 (lowest one-step validation L1) | "
+                                                "continuation (lowest continuation score)")] = None,
     precision: Annotated[str | None, typer.Option(help="auto | float32 | mixed_float16 | mixed_bfloat16")] = None,
     strategy: Annotated[str | None, typer.Option(help="auto | default | mirrored | multiworker")] = None,
     xla: Annotated[bool | None, typer.Option("--xla/--no-xla", help="jit-compile the step.")] = None,
@@ -96,7 +98,8 @@ def cli(
         "model": {"context": context, "head": head, "keep_init": keep_init, "upsample": upsample},
         "train": {"steps": steps, "batch_size": batch_size, "precision": precision, "strategy": strategy,
                   "xla": xla, "seed": seed, "deterministic": deterministic, "noise": noise, "unroll": unroll,
-                  "unroll_grad": unroll_grad, "l1_weight": l1_weight, "gradient_weight": gradient_weight},
+                  "unroll_grad": unroll_grad, "l1_weight": l1_weight, "gradient_weight": gradient_weight,
+                  "best_by": best_by},
     })
     plans = plan(config)
     if dry_run:

@@ -3,7 +3,7 @@
     config.json     resolved config, library versions, each video's fingerprint, frame count and splits
     parity_frames.npz  the validation frames export checks its ONNX model on, recorded at the start
     checkpoints/    latest checkpoints (generator, discriminator, both optimizers, step)
-    best/           the trained checkpoint that continues the validation split best, and best.json
+    best/           the trained checkpoint with the lowest validation L1 (or continuation score), and best.json
     logs/           TensorBoard
     samples/        newest input | target | prediction (| kept, with the mask head) grids, one PNG per eval
     previews/       a short rollout GIF per eval

@@ -319,8 +319,9 @@ def _train(config: Config, worker_dir: Path, strategy: tf.distribute.Strategy, p
     continuation_frames = validation.continuation_frames(config, plans)
     best_path = worker_dir / "best" / "best.json"
     best_so_far = json.loads(best_path.read_text()) if best_path.exists() else {"step": 0}
-    # Runs made before the continuation score, or that kept the untrained step 0, choose again at their next eval.
-    best_score = best_so_far.get("continuation_score", math.inf) if best_so_far["step"] > 0 else math.inf
+    chosen_by = "l1" if t.best_by == "l1" else "continuation_score"
+    # A run that kept the untrained step 0 (older runs could) chooses again at its next eval.
+    best_score = best_so_far.get(chosen_by, math.inf) if best_so_far["step"] > 0 else math.inf
 
     def run_eval(step: int) -> dict[str, float]:
         nonlocal best_score
@@ -334,15 +335,16 @@ def _train(config: Config, worker_dir: Path, strategy: tf.distribute.Strategy, p
             for name, picture in pictures.items():
                 tf.summary.image(name, picture[None])
         # The untrained model is a baseline, never the one to ship.
-        if step > 0 and math.isfinite(scores["continuation_score"]) and scores["continuation_score"] < best_score:
-            best_score = scores["continuation_score"]
+        if step > 0 and math.isfinite(scores[chosen_by]) and scores[chosen_by] < best_score:
+            best_score = scores[chosen_by]
             trainer.save(best=True)
             write_text_atomic(best_path, json.dumps({"step": step, **scores}))
         with open(worker_dir / "evals.jsonl", "a") as log:
             log.write(json.dumps({"step": step, **scores}) + "\n")
         print(f"eval at step {step}: val L1 {scores['l1']:.4f}  PSNR {scores['psnr']:.2f}  SSIM {scores['ssim']:.3f}"
               f"; continuation over {scores['rollout_steps']} steps: L1 {scores['rollout_l1']:.4f}, film-like "
-              f"{100 * scores['film_like']:.0f}%, score {scores['continuation_score']:.4f} (best {best_score:.4f})",
+              f"{100 * scores['film_like']:.0f}%, score {scores['continuation_score']:.4f} (best {chosen_by} "
+              f"{best_score:.4f})",
               flush=True)
         return scores
 

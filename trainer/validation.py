@@ -2,7 +2,7 @@
 `infer/evaluate.py`, judges an exported model; this is the trainer's own validation).
 
 Two scores: one step from real frames (L1, PSNR, SSIM, as pix2pix reports), and a continuation from the
-validation split's first frames, the product's real job, which chooses the checkpoint `best` keeps.
+validation split's first frames, the product's real job; `train.best_by` says which chooses what best/ keeps.
 """
 
 from __future__ import annotations
