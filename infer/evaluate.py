@@ -303,8 +303,12 @@ def cli(
     provider: Annotated[str, typer.Option(help="auto | tensorrt | cuda | cpu")] = "auto",
     rollout_video: Annotated[Path | None, typer.Option("--video", help="A continuation to link from the page.")]
     = None,
+    old_from: Annotated[str | None, typer.Option("--from", hidden=True)] = None,
 ) -> None:
     """Score a model's continuation against the real film and two baselines; write a visual report."""
+    if old_from is not None:  # the spelling of before: said in one line instead of "no such option"
+        raise UserError(f"epilogue-eval's --from is now --start, read as epilogue-rollout reads it (a frame number, "
+                        f"or seconds: --start {old_from.rstrip('s')}s)")
     try:
         evaluate(model, video, start, steps, long, out, provider, rollout_video)
     except KeyboardInterrupt:

@@ -238,3 +238,9 @@ def test_the_page_works_in_a_real_browser(report, tmp_path):
     subprocess.run([*browser, "--window-size=1000,1600", f"--screenshot={shot}", (out / "index.html").as_uri()],
                    capture_output=True, timeout=120)
     assert shot.stat().st_size > 10_000
+
+
+def test_the_old_spelling_of_the_start_is_one_line_naming_the_new(square_model, square_video, capsys, monkeypatch):
+    code, _, errors = run_eval(capsys, monkeypatch, square_model, square_video, "--from", "21")
+    assert code == 2 and errors == ["error: epilogue-eval's --from is now --start, read as epilogue-rollout reads it "
+                                    "(a frame number, or seconds: --start 21s)"]

@@ -392,12 +392,20 @@ def _train(config: Config, worker_dir: Path, strategy: tf.distribute.Strategy, p
         trainer.save()
 
     run_eval(step)
-    val = validation.score(trainer.generator, data.eval_batches(windows["val"], 8))  # every window, not a sample
+    _write_metrics(trainer, windows, counts, step, record, worker_dir)
+    print(f"run: {run_dir}\nnext: epilogue-export {run_dir}")
+    return worker_dir
+
+
+def _write_metrics(trainer: Trainer, windows: dict[str, tf.data.Dataset], counts: dict[str, int], step: int,
+                   record: dict, worker_dir: Path) -> None:
+    """metrics.json, which marks the run finished: every validation and test window scored, not a sample."""
+    val = validation.score(trainer.generator, data.eval_batches(windows["val"], 8))
     test = validation.score(trainer.generator, data.eval_batches(windows["test"], 8)) if counts["test"] else {}
+    best_path = worker_dir / "best" / "best.json"
     best = json.loads(best_path.read_text()) if best_path.exists() else None  # None: no trained eval was finite
     metrics = {"step": step, "val": val, "test": test, "best": best, "windows": counts,
                "config_fingerprint": record["fingerprint"]}
-    write_text_atomic(metrics_path, json.dumps(metrics, indent=2))
+    write_text_atomic(worker_dir / "metrics.json", json.dumps(metrics, indent=2))
     print(f"done: {step} steps; test L1 {test.get('l1', float('nan')):.4f}, PSNR {test.get('psnr', 0):.2f}, "
-          f"SSIM {test.get('ssim', 0):.3f}\nrun: {run_dir}\nnext: epilogue-export {run_dir}")
-    return worker_dir
+          f"SSIM {test.get('ssim', 0):.3f}")
