@@ -15,12 +15,22 @@ RUN    ?= runs/$(NAME)
 # The bundled clip is 30 s: the origin story's stride of 100 frames would leave no validation windows.
 ARGS   ?= $(if $(filter $(VIDEO),assets/big_buck_bunny_0_30.webm),--stride 6 --hop 1)
 
+# The film's last frame (seconds, 25.5s, or a frame): frames after it (credits, a fade) are not trained on, and the
+# rollout starts from it. Empty: the video's own last frame.
+END    ?=
+FINAL  ?= runs/$(NAME)-final
 CLIP   := assets/big_buck_bunny_0_30.webm
-# export and rollout act on RUN when given, else on the newest run directory.
-LATEST  = $(or $(if $(filter command line environment,$(origin RUN)),$(RUN)),$(patsubst %/config.json,%,$(firstword $(shell ls -1t runs/*/config.json 2>/dev/null))),runs/$(NAME))
+# The demo continues the bundled clip's slow pan over a meadow: it ends there, before the clip cuts to a stream,
+# a bird and its title card.
+DEMO_END := 11.5s
+GIVEN   = $(if $(filter command line environment,$(origin RUN)),$(RUN))
+# export and evaluate act on RUN when given, else on the newest run directory; rollout on RUN when given, else on
+# the continuation model (FINAL, from `make final`) once it is exported, else on the newest run directory.
+LATEST  = $(or $(GIVEN),$(patsubst %/config.json,%,$(firstword $(shell ls -1t runs/*/config.json 2>/dev/null))),runs/$(NAME))
 MODEL   = $(LATEST)/export/generator.onnx
+CONTINUATION = $(or $(GIVEN),$(if $(wildcard $(FINAL)/export/generator.onnx),$(FINAL)),$(LATEST))
 
-.PHONY: install test test-quick lint train export rollout evaluate demo cluster bench quality binary clean
+.PHONY: install test test-quick lint train final export rollout evaluate demo cluster bench quality ending binary clean
 
 install: $(STAMP)
 
@@ -44,21 +54,28 @@ test: lint
 test-quick: lint
 	$(BIN)/pytest -m "not heavy"
 
+# The held-out run that chooses settings (and is scored on frames it never saw): `make train`, `make evaluate`.
 train: install
-	$(BIN)/epilogue-train $(VIDEO) --preset $(NAME) --run-dir $(RUN) $(ARGS)
+	$(BIN)/epilogue-train $(VIDEO) --preset $(NAME) --run-dir $(RUN) $(ARGS) $(if $(END),--end $(END))
+
+# The continuation model: the same settings, trained on every frame up to the film's end.
+final: install
+	$(BIN)/epilogue-train $(VIDEO) --preset $(NAME) --run-dir $(FINAL) --final $(ARGS) $(if $(END),--end $(END))
 
 export: install
 	$(BIN)/epilogue-export $(LATEST)
 
 rollout: install
-	$(BIN)/epilogue-rollout $(MODEL) --from $(VIDEO) --out $(LATEST)/continuation.mp4
+	$(BIN)/epilogue-rollout $(CONTINUATION)/export/generator.onnx --from $(VIDEO) --out $(CONTINUATION)/continuation.mp4 \
+		$(if $(END),--end $(END))
 
 evaluate: install
 	$(BIN)/epilogue-eval $(MODEL) $(VIDEO) --out $(LATEST)/eval
 
-# The README's first command: train the demo preset on the bundled clip, export, roll out 600 steps.
+# The README's first command: train the demo preset on the bundled clip up to its end (--final: the model that makes
+# a continuation), export, roll out 600 steps from that end.
 demo: install
-	$(BIN)/epilogue-train $(CLIP) --preset demo --run-dir runs/demo
+	$(BIN)/epilogue-train $(CLIP) --preset demo --final --end $(DEMO_END) --run-dir runs/demo
 	$(BIN)/epilogue-export runs/demo
 	$(BIN)/epilogue-rollout runs/demo/export/generator.onnx --from $(CLIP) --out runs/demo/continuation.mp4
 	$(BIN)/epilogue-rollout runs/demo/export/generator.onnx --from $(CLIP) --out runs/demo/comparison.mp4 \
@@ -66,9 +83,9 @@ demo: install
 	$(BIN)/epilogue-eval runs/demo/export/generator.onnx $(CLIP) --out runs/demo/eval
 	@echo
 	@echo "demo done:"
-	@echo "  continuation: runs/demo/continuation.mp4 (600 steps, 90 s, 1280x720)"
-	@echo "  comparison:   runs/demo/comparison.mp4 (the clip's last 5 s, then real | continuation)"
-	@echo "  evaluation:   runs/demo/eval/index.html (model vs persistence and the mean frame, drift, motion)"
+	@echo "  continuation: runs/demo/continuation.mp4 (600 steps from the meadow at $(DEMO_END), 90 s, 1280x720)"
+	@echo "  comparison:   runs/demo/comparison.mp4 (the 5 s before it, then what the clip shows next | continuation)"
+	@echo "  evaluation:   runs/demo/eval/index.html (how long it stays a film by the clip's own measures, and why)"
 	@echo "  training:     runs/demo (samples/, previews/, metrics.json; tensorboard --logdir runs/demo/logs)"
 
 # Multi-worker training on this machine: WORKERS workers on loopback ports, one global batch of BATCH windows
@@ -94,6 +111,10 @@ bench: install
 # make quality QUALITY_ARGS="--config residual.toml --grid train.l1_weight=10,100"
 quality: install
 	$(BIN)/python -m bench.quality $(QUALITY_ARGS)
+
+# A model that has seen the film's end against one that held it out: the two-shot scene, 3 seeds (README, Quality).
+ending: install
+	$(BIN)/python -m bench.ending
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

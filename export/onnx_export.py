@@ -191,6 +191,10 @@ def export(run_dir: Path, which: str = "best", out: Path | None = None, fp16: bo
            opset: int = 17, converter: str = "auto") -> Path:
     if not (run_dir / "config.json").is_file():
         raise UserError(f"{run_dir} is not a run directory (no config.json); train one with epilogue-train")
+    if which == "best" and not read_config(run_dir).held_out:
+        print(f"{run_dir} is a --final run: no frame was held out to choose a best checkpoint by, so its last "
+              "checkpoint is the model", flush=True)
+        which = "latest"
     checkpoint = find_checkpoint(run_dir, which)
     out = out or run_dir / "export" / "generator.onnx"
     check_writable_dir(out.parent, "output directory")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
 import tomllib
 import typing
 from dataclasses import dataclass, field
@@ -24,6 +25,8 @@ UPSAMPLES = ("transpose", "resize")
 HEADS = ("direct", "residual", "mask")
 BEST_BY = ("l1", "continuation")
 SPLIT_NAMES = ("train", "val", "test")
+FINAL_SPLITS = (1.0, 0.0, 0.0)  # --final: every frame up to the film's end is trained on
+END = re.compile(r"\d+|(\d+(\.\d*)?|\.\d+)s?")  # a frame number, or seconds (25, 25.5, 25.5s)
 
 
 @dataclass(frozen=True)
@@ -34,7 +37,12 @@ class DataConfig:
     fit: str = "squash"  # squash: stretch to the frame size (and back at rollout); crop: center-crop
     stride: int = 100  # source frames between a pair's input and its target: one rollout step
     hop: int = 0  # source frames between consecutive pair starts; 0 means `stride`
-    splits: tuple[float, float, float] = (0.7, 0.15, 0.15)  # train, val, test: in time, never random
+    # The film's last frame: a frame number or seconds (25.5s); "" is the video's own last frame. Frames after it
+    # (credits, a fade to black) are not trained on, and a rollout from this film starts from it.
+    end: str = ""
+    # train, val, test: in time, never random, over the frames up to `end`. 1,0,0 (--final) holds nothing out: the
+    # model that makes the continuation, trained on the film up to its end.
+    splits: tuple[float, float, float] = (0.7, 0.15, 0.15)
     jitter: float = 0.12  # upscale by this much, then random-crop back (same for both frames)
     mirror: bool = False  # mirroring reverses the motion to learn: off for video
     shuffle_buffer: int = 2048  # training windows held for shuffling: two blocks of half as many, in time
@@ -100,6 +108,11 @@ class Config:
     def frame_size(self) -> tuple[int, int]:
         return self.data.height, self.data.width
 
+    @property
+    def held_out(self) -> bool:
+        """Whether frames of the film are held out to choose the checkpoint and to test; not for a --final model."""
+        return self.data.splits[1] > 0
+
     def per_replica_batch(self, replicas: int) -> int:
         """The batch is global, split evenly over the replicas: each needs at least one window, and all the same
         number, or a replica's step would meet an empty or odd-sized batch."""
@@ -132,6 +145,12 @@ class Config:
                 f"split fractions {list(d.splits)} must be three non-negative numbers (train, val, test) "
                 f"summing to 1, e.g. 0.7,0.15,0.15"
             )
+        if d.splits[1] == 0 and d.splits[2] > 0:
+            raise UserError(f"split fractions {list(d.splits)} hold out a test split but no validation split to "
+                            "choose the checkpoint: give val a share (e.g. 0.7,0.15,0.15), or hold out nothing "
+                            "with --final")
+        if d.end and not END.fullmatch(d.end):
+            raise UserError(f"end {d.end!r} is not a frame number or seconds (e.g. 600 or 25.5s)")
         if d.fit not in FITS:
             raise UserError(f"fit must be one of {', '.join(FITS)} (got {d.fit!r})")
         multiple = 2**m.depth

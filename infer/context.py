@@ -2,8 +2,8 @@
 
 Training windows, the export's parity frames, a rollout's start, per-frame mode and the evaluation all ask
 this one question; this module is the only place that answers it, and the only place that says, in one
-line, when a start is too early to have its context. It also reads `--start`, spelled the same in
-epilogue-rollout and epilogue-eval.
+line, when a start is too early to have its context. It also reads a frame as `--start` and `--end` take one,
+spelled the same in epilogue-train, epilogue-rollout and epilogue-eval.
 """
 
 from __future__ import annotations
@@ -35,15 +35,18 @@ def check_start(newest: int, context: int, stride: int) -> None:
                         f"needs {span(context, stride)} frames before it; start later")
 
 
-def parse_start(text: str, frames: int, fps: float, video: Path, word: str) -> int | None:
-    """--start as a frame of `video` (`frames` frames at `fps`): a frame number (300) or seconds (12.5 or 12.5s);
-    None for the command's own word (rollout: last, eval: test), which the command resolves itself."""
-    if text == word:
+def parse_frame(text: str, frames: int, fps: float, video: Path, option: str = "--start", word: str | None = None
+                ) -> int | None:
+    """A frame of `video` (`frames` frames at `fps`) given as a frame number (300) or seconds (12.5 or 12.5s), as
+    --start and --end read it; None for the command's own `word` (rollout: last, eval: test), which the command
+    resolves itself."""
+    if word is not None and text == word:
         return None
     try:
         index = int(text) if text.isdigit() else round(float(text.removesuffix("s")) * fps)
     except (ValueError, OverflowError):
-        raise UserError(f"--start {text!r} is not {word}, a frame number or seconds (e.g. 300 or 12.5s)") from None
+        allowed = f"{word}, a frame number" if word else "a frame number"
+        raise UserError(f"{option} {text!r} is not {allowed} or seconds (e.g. 300 or 12.5s)") from None
     if not 0 <= index < frames:
-        raise UserError(f"--start {text} is frame {index}, but video {video} has {frames} frames (0-{frames - 1})")
+        raise UserError(f"{option} {text} is frame {index}, but video {video} has {frames} frames (0-{frames - 1})")
     return index

@@ -39,7 +39,7 @@ class Contract:
     source_video: str
     source_sha256: str  # the training film's file: evaluation knows it by this, not by its length
     source_frames: int
-    splits: dict[str, list[int]]  # [start, stop) frames of the first video's train, val and test splits
+    splits: dict[str, list[int]]  # [start, stop) frames of the first video's train, val and test splits, up to its end
     config: Config
     parity: dict[str, float] | None = None
     parity_provider: str | None = None
@@ -64,12 +64,24 @@ class Contract:
         """Frames the model sees, `stride` apart; a rollout starts from this many real frames."""
         return self.config.model.context
 
+    @property
+    def held_out(self) -> bool:
+        """False for a --final model: every frame of its film up to the end was trained on."""
+        return self.config.held_out
+
+    @property
+    def film_end(self) -> int:
+        """The training film's last frame as training saw it (`--end`, else the video's last frame)."""
+        return max(stop for _, stop in self.splits.values()) - 1
+
     def with_parity(self, parity: dict[str, float] | None, provider: str | None) -> Contract:
         return dataclasses.replace(self, parity=parity, parity_provider=provider)
 
     def to_metadata(self) -> dict[str, str]:
         values = {k: json.dumps(v) for k, v in dataclasses.asdict(self).items()}
-        return {CONTRACT_KEY: json.dumps({"format": FORMAT}), **values}
+        # Said plainly for whoever reads the file's metadata; the runner derives it from the config.
+        plain = {"held_out": json.dumps(self.held_out), "film_end": json.dumps(self.film_end)}
+        return {CONTRACT_KEY: json.dumps({"format": FORMAT}), **values, **plain}
 
     @classmethod
     def from_metadata(cls, metadata: dict[str, str], where: Path) -> Contract:

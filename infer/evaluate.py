@@ -22,7 +22,7 @@ import numpy as np
 import typer
 
 from infer import metrics
-from infer.context import check_start, context_indices, future_indices, parse_start
+from infer.context import check_start, context_indices, future_indices, parse_frame
 from infer.contract import Contract
 from infer.errors import UserError, check_writable_dir, exit_on_user_error, warn, write_text_atomic
 from infer.frames import to_uint8, to_unit
@@ -50,12 +50,15 @@ class Film:
 
 
 def start_frame(start: str, contract: Contract, info: VideoInfo, training: bool) -> int:
-    """The test split's first frame (`test`), or the frame asked for; warns when it is not held out."""
-    index = parse_start(start, info.frames, info.fps, Path(info.path), "test")
+    """The test split's first frame (`test`; a --final model's film has none: its end), or the frame asked for;
+    warns when it is not held out."""
+    index = parse_frame(start, info.frames, info.fps, Path(info.path), word="test")
     if index is None:
-        return contract.splits["test"][0] if training else _test_fraction_start(contract, info)
+        if not training:
+            return _test_fraction_start(contract, info)
+        return contract.splits["test"][0] if contract.held_out else contract.film_end
     train_start, train_stop = contract.splits["train"]
-    if training and train_start <= index < train_stop:
+    if training and contract.held_out and train_start <= index < train_stop:
         warn(f"frame {index} is inside the training split (frames {train_start}-{train_stop - 1}): not held out")
     return index
 
@@ -68,14 +71,15 @@ def _test_fraction_start(contract: Contract, info: VideoInfo) -> int:
     return min(info.frames - 1, round(info.frames * (1 - test)))
 
 
-def read_film(video: Path, contract: Contract, start: int, steps: int, frames: int, train_span: tuple[int, int],
+def read_film(video: Path, contract: Contract, start: int, steps: int, last: int, train_span: tuple[int, int],
               stats_span: tuple[int, int]) -> Film:
-    """One decoding pass: the real future, the mean training frame, the yardstick's reference."""
+    """One decoding pass up to the film's `last` frame: the real future, the mean training frame, the yardstick's
+    reference."""
     wanted = {*context_indices(start, contract.context_frames, contract.stride),
               *future_indices(start, steps, contract.stride)}
-    builder = ReferenceBuilder(contract.stride, stats_span, train_span, frames)
+    builder = ReferenceBuilder(contract.stride, stats_span, train_span, last + 1)
     real, total, count = {}, None, 0
-    for index, frame in read_frames(video, contract.frame_size, contract.fit):
+    for index, frame in read_frames(video, contract.frame_size, contract.fit, stop=last + 1):
         if index in wanted:
             real[index] = frame
         if train_span[0] <= index < train_span[1]:
@@ -168,28 +172,26 @@ def evaluate(model_path: Path, video: Path, start: str = "test", steps: int | No
     training = file_sha256(video) == contract.source_sha256
     first = start_frame(start, contract, info, training)
     check_start(first, contract.context_frames, contract.stride)
-    available = (info.frames - 1 - first) // contract.stride
-    if available < 1:
-        raise UserError(f"video {video} has {info.frames} frames: from frame {first} not one step of "
-                        f"{contract.stride} frames is left to compare with; start earlier")
+    last = contract.film_end if training else info.frames - 1  # the credits left out by --end are not the future
+    seen_all = training and not contract.held_out
+    available = 0 if seen_all else (last - first) // contract.stride
+    if available < 1 and not seen_all:
+        raise UserError(f"video {video} ends at frame {last}: from frame {first} not one step of {contract.stride} "
+                        "frames is left to compare with; start earlier")
     horizon = min(steps or available, available)
     train_span = tuple(contract.splits["train"]) if training else (0, first)
     stats_span = train_span if training else (0, info.frames)
-    film = read_film(video, contract, first, horizon, info.frames, train_span, stats_span)
+    film = read_film(video, contract, first, horizon, last, train_span, stats_span)
     watched = long_rollout(model, film, first, horizon, max(horizon, long), out)
-    scored = score(watched.predicted, film, first, contract.stride)
-    verdicts = {baseline: {metric: beats(scored["model"][metric], scored[baseline][metric], better)
-                           for metric, better in METRICS.items()}
-                for baseline in ("persistence", "mean_frame")}
-    model_m, persist = scored["model"], scored["persistence"]
     report = {
         "model": str(model_path), "video": str(video), "start_frame": first, "stride": contract.stride,
         "steps_compared": horizon, "long_steps": max(horizon, long), "training_step": contract.training_step,
-        "alive": watched.judge.verdict(),
-        "short_horizon": short_horizon(model_m["l1"], persist["l1"], model_m["ssim"], persist["ssim"]),
-        "metrics": scored, "model_beats": verdicts, "health": watched.monitor.series(),
+        "held_out": not seen_all, "film_end": last, "alive": watched.judge.verdict(),
+        "health": watched.monitor.series(),
         "rollout_video": os.path.relpath(rollout_video, out) if rollout_video else None,
     }
+    if not seen_all:
+        report.update(compared(watched.predicted, film, first, contract.stride))
     report["summary"] = summarize(report)
     draw_report(report, out, watched.predicted, watched.shown, film.real)
     write_text_atomic(out / "eval.json", json.dumps(report, indent=2))
@@ -199,11 +201,38 @@ def evaluate(model_path: Path, video: Path, start: str = "test", steps: int | No
     return report
 
 
+def compared(predicted: list[np.ndarray], film: Film, first: int, stride: int) -> dict:
+    """The continuation against the real future and the two baselines, step by step."""
+    scored = score(predicted, film, first, stride)
+    model_m, persist = scored["model"], scored["persistence"]
+    return {"short_horizon": short_horizon(model_m["l1"], persist["l1"], model_m["ssim"], persist["ssim"]),
+            "metrics": scored,
+            "model_beats": {baseline: {metric: beats(scored["model"][metric], scored[baseline][metric], better)
+                                       for metric, better in METRICS.items()}
+                            for baseline in ("persistence", "mean_frame")}}
+
+
 def summarize(report: dict) -> list[str]:
-    """Plain sentences, the verdict first: how long it stays a film and why it stops, then the short horizon."""
-    n, m, alive, short = report["steps_compared"], report["metrics"], report["alive"], report["short_horizon"]
-    lines = [f"{alive['summary']} (inside the film's band at {100 * alive['alive_fraction']:.0f}% of steps)",
-             f"step 1: L1 {short['l1_ratio_step1']:.2f}x persistence's (mean over steps 1-{short['steps']}: "
+    """Plain sentences, the verdict first: how long it stays a film and why it stops, then the short horizon (or,
+    for a --final model on its own film, that there is no held-out truth to compare with)."""
+    alive = report["alive"]
+    lines = [f"{alive['summary']} (inside the film's band at {100 * alive['alive_fraction']:.0f}% of steps)"]
+    if not report["held_out"]:
+        lines.append(f"every frame of {report['video']} up to its end (frame {report['film_end']}) was trained on "
+                     "(a --final model): its continuation from the end is judged by the film's own measures only "
+                     "(motion, sharpness, colour, realism against its frames, scaled by one real step's distance); "
+                     "no held-out truth to compare with")
+    else:
+        lines += _compared_lines(report)
+    flags = report["health"]["flags"]
+    lines.append(f"{report['long_steps']}-step rollout health: "
+                 + (f"flags: {', '.join(f'{k} from step {v}' for k, v in flags.items())}" if flags else "no flags"))
+    return lines
+
+
+def _compared_lines(report: dict) -> list[str]:
+    n, m, short = report["steps_compared"], report["metrics"], report["short_horizon"]
+    lines = [f"step 1: L1 {short['l1_ratio_step1']:.2f}x persistence's (mean over steps 1-{short['steps']}: "
              f"{short['l1_ratio_mean']:.2f}x, 1-SSIM {short['dssim_ratio_mean']:.2f}x): "
              + ("beats persistence" if short["beats_persistence"] else "does not beat persistence"),
              f"held-out start frame {report['start_frame']}, {n} steps of {report['stride']} frames compared "
@@ -214,9 +243,6 @@ def summarize(report: dict) -> list[str]:
         where = f"at steps {longest_runs(won)} ({len(won)} of {n})" if won else f"at no step of {n}"
         lines.append(f"L1: model beats {label} {where}; step 1: model {m['model']['l1'][0]:.4f} vs "
                      f"{m[baseline]['l1'][0]:.4f}")
-    flags = report["health"]["flags"]
-    lines.append(f"{report['long_steps']}-step rollout health: "
-                 + (f"flags: {', '.join(f'{k} from step {v}' for k, v in flags.items())}" if flags else "no flags"))
     return lines
 
 
@@ -227,7 +253,7 @@ def _clipped(values: list[float], top: float = 4.0) -> list[float]:
 def draw_report(report: dict, out: Path, predicted: list[np.ndarray], shown: dict[int, np.ndarray],
                 real: dict[int, np.ndarray]) -> None:
     """PNG plots and filmstrips (uint8 frames), and a self-contained index.html that puts the verdict first."""
-    m, ratios = report["metrics"], report["alive"]["ratios"]
+    m, ratios = report.get("metrics", {}), report["alive"]["ratios"]
     pictures = {}
     steps = sorted(shown)
     first, stride = report["start_frame"], report["stride"]
@@ -236,10 +262,11 @@ def draw_report(report: dict, out: Path, predicted: list[np.ndarray], shown: dic
                             f"the video ends) and the model (bottom)",
                             grid([[real.get(first + k * stride, blank) for k in steps], [shown[k] for k in steps]],
                                  labels=[f"step {k}" for k in steps]))
-    close = [k for k in FILMSTRIP_STEPS if k <= len(predicted)]
-    pictures["filmstrip.png"] = (f"Real (top) and predicted (bottom) at steps {', '.join(map(str, close))}",
-                                 grid([[real[first + k * stride] for k in close], [predicted[k - 1] for k in close]],
-                                      labels=[f"step {k}" for k in close]))
+    if predicted:
+        close = [k for k in FILMSTRIP_STEPS if k <= len(predicted)]
+        pictures["filmstrip.png"] = (f"Real (top) and predicted (bottom) at steps {', '.join(map(str, close))}",
+                                     grid([[real[first + k * stride] for k in close],
+                                           [predicted[k - 1] for k in close]], labels=[f"step {k}" for k in close]))
     bands = report["alive"]["reference"]
     for name, what in (("motion", "Motion per step"), ("sharpness", "Sharpness (variance of the Laplacian)")):
         pictures[f"{name}.png"] = (f"{what} of the rollout over the real film's median (rolling median of "
@@ -252,7 +279,7 @@ def draw_report(report: dict, out: Path, predicted: list[np.ndarray], shown: dic
                                            "colour": _clipped(ratios["colour"])},
                                           "realism and colour / real held-out frames", "ratio", band=(0.0, LIMIT),
                                           band_label="film-like"))
-    for metric, better in METRICS.items():
+    for metric, better in METRICS.items() if predicted else ():
         pictures[f"{metric}.png"] = (f"{metric.upper()} against the real future ({better} is better)",
                                      line_chart({name: m[name][metric] for name in m},
                                                 f"{metric.upper()} vs step", metric))

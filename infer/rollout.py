@@ -26,7 +26,8 @@ import numpy as np
 import typer
 
 from infer import __version__
-from infer.context import check_start, context_indices, future_indices, parse_start, span
+from infer.context import check_start, context_indices, future_indices, parse_frame, span
+from infer.contract import Contract
 from infer.errors import UserError, check_writable_dir, exit_on_user_error, write_text_atomic
 from infer.frames import to_uint8
 from infer.health import Monitor
@@ -34,6 +35,7 @@ from infer.pictures import save_png
 from infer.progress import Steps
 from infer.runner import Model, Stepper, load
 from infer.video import (
+    VideoInfo,
     VideoWriter,
     encoding,
     file_sha256,
@@ -59,7 +61,7 @@ class Start:
     fps: float  # the source's rate (the model's source rate for an image)
     size: tuple[int, int]  # source width, height as displayed
     frames: int  # frames in the source
-
+    why: str  # how the start was chosen, in words
 
     @property
     def frame(self) -> np.ndarray:
@@ -67,37 +69,66 @@ class Start:
         return self.context[-1]
 
 
-def find_start(model: Model, source: Path, start: str) -> Start:
-    """The true last decoded frame of a video (or the one asked for) and the context frames before it, or an
-    image (for a one-frame model)."""
+def find_start(model: Model, source: Path, start: str | None, end: str | None = None) -> Start:
+    """The frame `start` asks for, or else the film's end: `end`; for the training film, the end it was trained
+    to; else the true last decoded frame. With the context frames before it; or an image (a one-frame model)."""
     contract = model.contract
-    k, stride = contract.context_frames, contract.stride
+    if start is not None and end is not None:
+        raise UserError("--start picks a frame to continue from, --end says where the film ends (and starts the "
+                        "continuation there): give one of them")
     if source.suffix.lower() in IMAGE_SUFFIXES:
-        if k > 1:
-            raise UserError(f"model sees {k} frames {stride} source frames apart; an image gives one: start from "
-                            "a video (--from film.mp4)")
-        if not source.is_file():
-            raise UserError(f"image {source} does not exist")
-        try:
-            image = read_image(source)
-        except (av.FFmpegError, StopIteration):
-            raise UserError(f"image {source} can't be read as an image") from None
-        return Start(source, 0, [resize(image, contract.frame_size, contract.fit)], contract.source_fps,
-                     (image.shape[1], image.shape[0]), 1)
-    if start == "last" and k == 1:  # the common case: count and take the last frame in one decoding pass
+        return _image_start(model, source)
+    if start not in (None, "last"):
+        info = probe(source)
+        return _video_start(model, info, parse_frame(start, info.frames, info.fps, source), f"--start {start}")
+    if end is not None:
+        info = probe(source)
+        index = parse_frame(end, info.frames, info.fps, source, option="--end")
+        return _video_start(model, info, index, f"the film's end (--end {end})")
+    if _trained_end(contract, source):
+        return _video_start(model, probe(source), contract.film_end,
+                            f"the film's end as the model was trained (--end {contract.config.data.end})")
+    if contract.context_frames == 1:  # the common case: count and take the last frame in one decoding pass
         info, frame = last_frame(source, contract.frame_size, contract.fit)
-        return Start(source, info.frames - 1, [frame], info.fps, (info.width, info.height), info.frames)
+        return Start(source, info.frames - 1, [frame], info.fps, (info.width, info.height), info.frames,
+                     "the video's last frame")
     info = probe(source)
-    index = start_index(start, info.frames, info.fps, source)
-    check_start(index, k, stride)
-    wanted = context_indices(index, k, stride)
+    return _video_start(model, info, info.frames - 1, "the video's last frame")
+
+
+def _video_start(model: Model, info: VideoInfo, index: int, why: str) -> Start:
+    """Frame `index` of the video and the context frames before it, at model size."""
+    contract, source = model.contract, Path(info.path)
+    check_start(index, contract.context_frames, contract.stride)
+    wanted = context_indices(index, contract.context_frames, contract.stride)
     frames = dict(read_frames(source, contract.frame_size, contract.fit, wanted=set(wanted), stop=index + 1))
-    return Start(source, index, [frames[i] for i in wanted], info.fps, (info.width, info.height), info.frames)
+    return Start(source, index, [frames[i] for i in wanted], info.fps, (info.width, info.height), info.frames, why)
+
+
+def _trained_end(contract: Contract, source: Path) -> bool:
+    """Whether the model was trained to an end before its film's last frame (`--end`) and `source` is that film:
+    then the continuation starts there, not after the credits it was told to leave out."""
+    return contract.film_end < contract.source_frames - 1 and file_sha256(source) == contract.source_sha256
+
+
+def _image_start(model: Model, source: Path) -> Start:
+    contract = model.contract
+    if contract.context_frames > 1:
+        raise UserError(f"model sees {contract.context_frames} frames {contract.stride} source frames apart; an "
+                        "image gives one: start from a video (--from film.mp4)")
+    if not source.is_file():
+        raise UserError(f"image {source} does not exist")
+    try:
+        image = read_image(source)
+    except (av.FFmpegError, StopIteration):
+        raise UserError(f"image {source} can't be read as an image") from None
+    return Start(source, 0, [resize(image, contract.frame_size, contract.fit)], contract.source_fps,
+                 (image.shape[1], image.shape[0]), 1, "an image")
 
 
 def start_index(start: str, frames: int, fps: float, source: Path) -> int:
-    """epilogue-rollout's --start: last, or a frame number or seconds (`infer.context.parse_start`)."""
-    index = parse_start(start, frames, fps, source, "last")
+    """epilogue-rollout's --start for --per-frame: a frame number or seconds (`infer.context.parse_frame`)."""
+    index = parse_frame(start, frames, fps, source, word="last")
     return frames - 1 if index is None else index
 
 
@@ -206,7 +237,7 @@ class Run:
                 self.stopped_by = "interrupt"
         return encoder.writer
 
-    def record(self, writer: VideoWriter, monitor: Monitor, *, mode: str, begun: int, source_fps: float,
+    def record(self, writer: VideoWriter, monitor: Monitor, *, mode: str, begun: int, chosen: str, source_fps: float,
                requested: int, rate: float, side_by_side: bool, blend: int = 0, with_source: float = 0.0) -> dict:
         """The JSON beside the video: how it was made."""
         contract, wall = self.model.contract, time.perf_counter() - self.began
@@ -216,7 +247,8 @@ class Run:
                       "training_step": contract.training_step, "config_fingerprint": contract.config_fingerprint,
                       "stride": contract.stride, "frame_size": contract.frame_size},
             "provider": self.model.provider, "cuda_graphs": self.model.graphs, "codec": writer.codec, "mode": mode,
-            "start": {"source": str(self.source), "frame": begun, "seconds": round(begun / source_fps, 3)},
+            "start": {"source": str(self.source), "frame": begun, "seconds": round(begun / source_fps, 3),
+                      "chosen": chosen},
             "steps_requested": requested, "steps": self.done, "frames": writer.frames, "fps": writer_fps(rate, blend),
             "step_rate": rate, "size": list(writer.size[::-1]), "blend": blend, "with_source_s": with_source,
             "side_by_side": side_by_side, "stopped_by": self.stopped_by,
@@ -231,18 +263,20 @@ def writer_fps(rate: float, blend: int) -> float:
     return rate * (blend + 1)
 
 
-def continue_film(model_path: Path, source: Path, out: Path, *, start: str | None = None, steps: int = 600,
+def continue_film(model_path: Path, source: Path, out: Path, *, start: str | None = None, end: str | None = None,
+                  steps: int = 600,
                   size: str = "source", fps: float | None = None, duration: float | None = None,
                   with_source: float = 0.0, side_by_side: bool = False, frames_dir: Path | None = None,
                   provider: str = "auto", blend: int = 0, fail_on_collapse: bool = False) -> dict:
-    """Continue the film `steps` steps past its last frame (or `start`), each output fed back in; write the
-    video and the JSON beside it, and return the JSON's content."""
+    """Continue the film `steps` steps past its end (or from `start`), each output fed back in; write the video
+    and the JSON beside it, and return the JSON's content."""
     if steps < 1 or blend < 0 or with_source < 0:
         raise UserError("--steps must be >= 1, --blend and --with-source >= 0")
     check_output(out, frames_dir)
     model = load(model_path, provider)
     contract = model.contract
-    origin = find_start(model, source, start or "last")
+    origin = find_start(model, source, start, end)
+    print(f"start: frame {origin.index} ({origin.index / origin.fps:.2f} s) of {source}, {origin.why}", flush=True)
     panel = output_size(size, origin, contract.fit, contract.frame_size)
     rate = step_rate(steps, fps, duration)
     run, monitor = Run(model_path, model, source, Steps("rollout", steps)), Monitor()
@@ -253,8 +287,8 @@ def continue_film(model_path: Path, source: Path, out: Path, *, start: str | Non
     items = chain(((frame, frame if side_by_side else None) for frame in prefix),
                   shown(outputs, origin.frame, real, blend, frames_dir))
     writer = run.encode(items, out, beside(panel, side_by_side), writer_fps(rate, blend))
-    record = run.record(writer, monitor, mode="rollout", begun=origin.index, source_fps=origin.fps, requested=steps,
-                        rate=rate, side_by_side=side_by_side, blend=blend, with_source=with_source)
+    record = run.record(writer, monitor, mode="rollout", begun=origin.index, chosen=origin.why, source_fps=origin.fps,
+                        requested=steps, rate=rate, side_by_side=side_by_side, blend=blend, with_source=with_source)
     return finish(record, monitor)
 
 
@@ -279,8 +313,9 @@ def run_per_frame(model_path: Path, source: Path, out: Path, *, start: str | Non
         else repeat(None)
     items = predicted(stepper, source, first, total, real, run)
     writer = run.encode(items, out, beside(panel, side_by_side), rate)
-    record = run.record(writer, monitor, mode="per-frame", begun=first, source_fps=origin.fps, requested=total,
-                        rate=rate, side_by_side=side_by_side)
+    chosen = f"--start {start}" if start else "the video's first frame"
+    record = run.record(writer, monitor, mode="per-frame", begun=first, chosen=chosen, source_fps=origin.fps,
+                        requested=total, rate=rate, side_by_side=side_by_side)
     return finish(record, monitor)
 
 
@@ -408,8 +443,12 @@ app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 def cli(
     model: Annotated[Path, typer.Argument(help="An .onnx model made by epilogue-export.")],
     source: Annotated[Path, typer.Option("--from", help="The video (or an image) to continue.")],
-    start: Annotated[str | None, typer.Option(help="last (default), a frame number (300) or seconds (12.5s); "
-                                              "with --per-frame the first source frame (default 0).")] = None,
+    start: Annotated[str | None, typer.Option(help="last (default: the film's end), a frame number (300) or seconds "
+                                              "(12.5s); with --per-frame the first source frame (default 0).")]
+    = None,
+    end: Annotated[str | None, typer.Option(help="The film's end, a frame number or seconds, where the "
+                                            "continuation starts (default: for the training film, the end the "
+                                            "model was trained to; else the last frame).")] = None,
     steps: Annotated[int | None, typer.Option(help="Steps (600), each `stride` source frames; with --per-frame "
                                               "the source frames to run (all).")] = None,
     out: Annotated[Path, typer.Option(help="The video to write.")] = Path("continuation.mp4"),
@@ -428,25 +467,27 @@ def cli(
 ) -> None:
     """Continue a film past its last frame with an exported epilogue model."""
     if per_frame:
-        refuse_rollout_options(with_source, blend, frames_dir, fail_on_collapse)
+        refuse_rollout_options(with_source, blend, frames_dir, fail_on_collapse, end)
         record = run_per_frame(model, source, out, start=start, steps=steps, size=size, fps=fps, duration=duration,
                                side_by_side=side_by_side, provider=provider)
     else:
-        record = continue_film(model, source, out, start=start, steps=600 if steps is None else steps, size=size,
-                               fps=fps, duration=duration, with_source=with_source, side_by_side=side_by_side,
-                               frames_dir=frames_dir, provider=provider, blend=blend, fail_on_collapse=fail_on_collapse)
+        record = continue_film(model, source, out, start=start, end=end, steps=600 if steps is None else steps,
+                               size=size, fps=fps, duration=duration, with_source=with_source,
+                               side_by_side=side_by_side, frames_dir=frames_dir, provider=provider, blend=blend,
+                               fail_on_collapse=fail_on_collapse)
     if record["stopped_by"] == "interrupt":
         raise SystemExit(130)
     if record["stopped_by"]:
         raise SystemExit(3)
 
 
-def refuse_rollout_options(with_source: float, blend: int, frames_dir: Path | None, fail_on_collapse: bool) -> None:
+def refuse_rollout_options(with_source: float, blend: int, frames_dir: Path | None, fail_on_collapse: bool,
+                           end: str | None) -> None:
     """--per-frame runs no continuation: the options that shape one would be silently ignored."""
-    if with_source or blend or frames_dir is not None or fail_on_collapse:
-        raise UserError("--per-frame makes one frame per source frame: --with-source, --blend, --frames-dir and "
-                        "--fail-on-collapse shape a rollout only; drop them (--start, --steps, --fps, --duration and "
-                        "--side-by-side work)")
+    if with_source or blend or frames_dir is not None or fail_on_collapse or end is not None:
+        raise UserError("--per-frame makes one frame per source frame: --with-source, --blend, --frames-dir, "
+                        "--fail-on-collapse and --end shape a rollout only; drop them (--start, --steps, --fps, "
+                        "--duration and --side-by-side work)")
 
 
 def main() -> None:

@@ -34,7 +34,7 @@ class VideoInfo:
     height: int
 
 
-def _open(path: Path) -> av.container.InputContainer:
+def open_video(path: Path) -> av.container.InputContainer:
     """Open a video for reading, or say in one line why it can't be."""
     if not path.exists():
         raise UserError(f"video {path} does not exist")
@@ -79,7 +79,7 @@ def last_frame(path: Path, size: tuple[int, int], fit: str = "squash") -> tuple[
 
 def _scan(path: Path, size: tuple[int, int] | None = None, fit: str = "squash") -> tuple[VideoInfo, np.ndarray | None]:
     """Decode every frame without converting any; with `size`, convert the last one."""
-    with _open(path) as container:
+    with open_video(path) as container:
         stream = container.streams.video[0]
         count, first, last = 0, None, None
         for frame in _decode(path, container):
@@ -119,7 +119,7 @@ def read_frames(
 
     Only wanted frames are converted; `size` (height, width) resizes with an anti-aliasing filter.
     """
-    with _open(path) as container:
+    with open_video(path) as container:
         for index, frame in enumerate(_decode(path, container)):
             if stop is not None and index >= stop:
                 return

@@ -30,7 +30,6 @@ import numpy as np
 from PIL import Image
 
 from infer import metrics
-from infer.errors import warn
 from infer.frames import to_unit
 
 BAND = (0.5, 2.0)  # motion and sharpness ratios to the real film's medians (at least; see `widened`)
@@ -155,8 +154,7 @@ class ReferenceBuilder:
         if self.held_out:
             thumbs, histograms = np.stack([t for t, _ in self.held_out]), [h for _, h in self.held_out]
             realism = float(np.median(nearest(thumbs, world)))
-        else:  # nothing after the training span: a real step's distance stands in for a held-out frame's
-            warn("no real frame after the training span: realism is scaled by one real step's distance instead")
+        else:  # nothing after the training span (a --final model's film): a real step's distance stands in
             gap = max(1, self.stride // self.every)
             histograms = self.histograms
             realism = float(np.median(np.sqrt(np.square(world[gap:] - world[:-gap]).mean(axis=1)))) \

@@ -254,7 +254,7 @@ def test_starts_are_last_a_frame_number_or_seconds(tmp_path):
 
 def test_a_rollout_starts_where_start_says(square_model, square_video, tmp_path):
     record = continue_film(square_model, square_video, tmp_path / "c.mp4", start="5s", steps=2)
-    assert record["start"] == {"source": str(square_video), "frame": 120, "seconds": 5.0}
+    assert record["start"] == {"source": str(square_video), "frame": 120, "seconds": 5.0, "chosen": "--start 5s"}
 
 
 def test_a_crop_model_shows_the_real_film_cropped_as_it_was_trained(square_model, tmp_path):

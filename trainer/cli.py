@@ -16,9 +16,9 @@ from typing import Annotated
 
 import typer
 
-from infer.config import Config, resolve
+from infer.config import FINAL_SPLITS, Config, resolve
 from infer.errors import UserError, exit_on_user_error
-from trainer import cluster, rundir
+from trainer import cluster, ending, rundir
 from trainer.extras import training_extra
 from trainer.plan import plan
 from trainer.quiet import quiet
@@ -58,6 +58,12 @@ def cli(
     size: Annotated[str | None, typer.Option(help="Frame size HEIGHTxWIDTH.")] = None,
     fit: Annotated[str | None, typer.Option(help="squash | crop")] = None,
     splits: Annotated[str | None, typer.Option(help="train,val,test fractions in time.")] = None,
+    final: Annotated[bool, typer.Option("--final", help="Train on every frame up to the film's end, holding none "
+                                        "out (splits 1,0,0): the model that makes the continuation, once a "
+                                        "held-out run has chosen the settings.")] = False,
+    end: Annotated[str | None, typer.Option(help="The film's last frame, a frame number (600) or seconds (25.5s): "
+                                            "frames after it (credits, a fade) are not trained on, and the "
+                                            "rollout starts from it.")] = None,
     jitter: Annotated[float | None, typer.Option(help="Upscale windows by this much, then crop back (0: the "
                                                  "film's own pixels).")] = None,
     mirror: Annotated[bool | None, typer.Option("--mirror/--no-mirror", help="Mirror windows (reverses motion).")]
@@ -91,9 +97,13 @@ def cli(
 ) -> None:
     """Learn how the videos move: pix2pix on windows of frames (the last frames -> the frame `stride` later)."""
     frame = _size(size)
+    if final and splits is not None:
+        raise UserError(f"--final means --splits 1,0,0 (every frame trained on); give --final or --splits {splits}, "
+                        "not both")
     config = resolve(preset, config_file, {
         "data": {"videos": tuple(str(v) for v in videos), "stride": stride, "hop": hop, "fit": fit,
-                 "height": frame and frame[0], "width": frame and frame[1], "splits": _splits(splits),
+                 "height": frame and frame[0], "width": frame and frame[1], "end": end,
+                 "splits": FINAL_SPLITS if final else _splits(splits),
                  "jitter": jitter, "mirror": mirror},
         "model": {"context": context, "head": head, "keep_init": keep_init, "upsample": upsample},
         "train": {"steps": steps, "batch_size": batch_size, "precision": precision, "strategy": strategy,
@@ -102,6 +112,8 @@ def cli(
                   "best_by": best_by},
     })
     plans = plan(config)
+    for planned in plans:
+        ending.check(planned)
     if dry_run:
         print(json.dumps({"config": config.to_dict(), "videos": [p.summary() for p in plans]}, indent=2))
         return

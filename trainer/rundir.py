@@ -1,9 +1,10 @@
 """The run directory: everything one run produces, and how a re-run finds where it stopped.
 
-    config.json     resolved config, library versions, each video's fingerprint, frame count and splits
-    parity_frames.npz  the validation frames export checks its ONNX model on, recorded at the start
+    config.json     resolved config, library versions, each video's fingerprint, frame count, end and splits
+    parity_frames.npz  the validation (--final: training) frames export checks its ONNX model on, recorded at the start
     checkpoints/    latest checkpoints (generator, discriminator, both optimizers, step)
-    best/           the trained checkpoint with the lowest validation L1 (or continuation score), and best.json
+    best/           the trained checkpoint with the lowest validation L1 (or continuation score), and best.json;
+                    none in a --final run, which holds no frame out to choose by: it exports its last checkpoint
     logs/           TensorBoard
     samples/        newest input | target | prediction (| kept, with the mask head) grids, one PNG per eval
     previews/       a short rollout GIF per eval
@@ -56,7 +57,7 @@ def _sha256(path: str, size: int, modified: float) -> str:
 
 def videos(plans: list[VideoPlan]) -> list[dict]:
     return [{"path": p.info.path, "sha256": _sha256(p.info.path, *_stamp(Path(p.info.path))),
-             "frames": p.info.frames, "fps": p.info.fps, "size": [p.info.width, p.info.height],
+             "frames": p.info.frames, "end": p.end, "fps": p.info.fps, "size": [p.info.width, p.info.height],
              "splits": {name: [s.start, s.stop] for name, s in p.splits.items()}} for p in plans]
 
 
@@ -137,9 +138,9 @@ def open_run(run_dir: Path, config: Config, plans: list[VideoPlan]) -> dict:
 
 
 def parity_frames(config: Config, first: VideoPlan) -> np.ndarray:
-    """Real contexts spread over the first video's validation split, at model size: uint8 [PARITY_COUNT,
-    context, h, w, 3], oldest frame first."""
-    split, k, stride = first.splits["val"], config.model.context, config.data.stride
+    """Real contexts spread over the first video's validation split (its training split for a --final model), at
+    model size: uint8 [PARITY_COUNT, context, h, w, 3], oldest frame first."""
+    split, k, stride = first.splits["val" if config.held_out else "train"], config.model.context, config.data.stride
     newest = np.linspace(split.start + span(k, stride), split.stop - 1, PARITY_COUNT).round().astype(int).tolist()
     contexts = [context_indices(n, k, stride) for n in newest]
     frames = dict(read_frames(Path(first.info.path), config.frame_size, config.data.fit,
@@ -183,7 +184,7 @@ def first_plan(run_dir: Path) -> VideoPlan:
     """The first video's plan, from the run's record alone: planning is arithmetic on the frame count."""
     config, video = read_config(run_dir), _first_video(run_dir)
     info = VideoInfo(video["path"], video["frames"], video["fps"], *video["size"])
-    return plan_video(info, config.data.stride, config.hop, config.data.splits, config.window)
+    return plan_video(info, config)
 
 
 def _first_video(run_dir: Path) -> dict:

@@ -30,6 +30,7 @@ PREVIEW_FPS = 8
 # runs ahead with the next steps. A NaN shows up at the next read at the latest, and checkpoints check
 # the weights themselves.
 READ_EVERY = 10
+SAMPLES = 4  # windows drawn at every eval
 
 
 # ---------------------------------------------------------------- strategy and precision
@@ -254,6 +255,63 @@ def last_context(windows: tf.data.Dataset, context: int) -> np.ndarray:
     return data.to_model_range(window[-context:]).numpy()
 
 
+class Evals:
+    """What every eval does: score one step and a short continuation on the validation split, keep the best
+    checkpoint, draw samples and a preview, log it all. A --final run holds no frame out, so it only draws: from
+    training windows, its preview starting at the film's end."""
+
+    def __init__(self, config: Config, trainer: Trainer, plans: list[VideoPlan], val: tf.data.Dataset | None,
+                 val_count: int, worker_dir: Path):
+        t = config.train
+        self.config, self.trainer, self.worker_dir = config, trainer, worker_dir
+        self.writer = tf.summary.create_file_writer(str(worker_dir / "logs"))
+        self.best_path = worker_dir / "best" / "best.json"
+        self.chosen_by = "l1" if t.best_by == "l1" else "continuation_score"
+        if val is None:
+            self.samples, self.preview_start = validation.film_pictures(config, plans[0], SAMPLES)
+            return
+        self.val_batches = data.eval_batches(val.shard(max(1, math.ceil(val_count / t.eval_windows)), 0), 8)
+        self.preview_start = last_context(val, config.model.context)  # a full pass: fills the val cache
+        self.samples = fixed_samples(val, SAMPLES, val_count)
+        self.continuation_frames = validation.continuation_frames(config, plans)
+        best = json.loads(self.best_path.read_text()) if self.best_path.exists() else {"step": 0}
+        # A run that kept the untrained step 0 (older runs could) chooses again at its next eval.
+        self.best_score = best.get(self.chosen_by, math.inf) if best["step"] > 0 else math.inf
+
+    def __call__(self, step: int) -> None:
+        generator = self.trainer.generator
+        scores = self._score(step) if self.config.held_out else {}
+        pictures = validation.draw(generator, self.samples, self.preview_start, self.config.train.preview_steps,
+                                   self.worker_dir, step, PREVIEW_FPS)
+        with self.writer.as_default(step=step):
+            for name, value in scores.items():
+                tf.summary.scalar(f"val/{name}", value)
+            for name, picture in pictures.items():
+                tf.summary.image(name, picture[None])
+        with open(self.worker_dir / "evals.jsonl", "a") as log:
+            log.write(json.dumps({"step": step, **scores}) + "\n")
+        if not scores:
+            print(f"eval at step {step}: {self.worker_dir / 'samples'} and a preview from the film's end in "
+                  f"{self.worker_dir / 'previews'} (a --final run holds no frame out to score)", flush=True)
+            return
+        print(f"eval at step {step}: val L1 {scores['l1']:.4f}  PSNR {scores['psnr']:.2f}  SSIM {scores['ssim']:.3f}"
+              f"; continuation over {scores['rollout_steps']} steps: L1 {scores['rollout_l1']:.4f}, film-like "
+              f"{100 * scores['film_like']:.0f}%, score {scores['continuation_score']:.4f} (best {self.chosen_by} "
+              f"{self.best_score:.4f})", flush=True)
+
+    def _score(self, step: int) -> dict[str, float]:
+        """One step and the continuation on the validation split; a better trained step becomes best/."""
+        generator = self.trainer.generator
+        scores = {**validation.score(generator, self.val_batches),
+                  **validation.continuation(generator, self.continuation_frames)}
+        # The untrained model is a baseline, never the one to ship.
+        if step > 0 and math.isfinite(scores[self.chosen_by]) and scores[self.chosen_by] < self.best_score:
+            self.best_score = scores[self.chosen_by]
+            self.trainer.save(best=True)
+            write_text_atomic(self.best_path, json.dumps({"step": step, **scores}))
+        return scores
+
+
 def train(config: Config, run_dir: Path, strategy: tf.distribute.Strategy | None = None,
           plans: list[VideoPlan] | None = None) -> Path:
     """Train (or resume, or report finished) the run in `run_dir`; returns this worker's directory (the run
@@ -271,12 +329,8 @@ def _train(config: Config, worker_dir: Path, strategy: tf.distribute.Strategy, p
     """Train in `worker_dir`, this worker's folder inside `run_dir` (the run directory itself on the chief)."""
     t = config.train
     record = rundir.open_run(worker_dir, config, plans)
-    metrics_path = worker_dir / "metrics.json"
-    if metrics_path.exists():
-        done = json.loads(metrics_path.read_text())
-        print(f"run {worker_dir} already finished at step {done['step']} (val L1 {done['val']['l1']:.4f}, "
-              f"test L1 {done['test'].get('l1', float('nan')):.4f}); nothing to do.\n"
-              f"run: {run_dir}\nnext: epilogue-export {run_dir}")
+    if (worker_dir / "metrics.json").exists():
+        _say_finished(worker_dir, run_dir)
         return worker_dir
 
     keras.utils.set_random_seed(t.seed)
@@ -287,7 +341,7 @@ def _train(config: Config, worker_dir: Path, strategy: tf.distribute.Strategy, p
 
     counts = {s: sum(len(p.splits[s].starts) for p in plans) for s in SPLIT_NAMES}
     cache = worker_dir / "cache"
-    windows = {s: data.split_dataset(config, plans, s, cache) for s in ("val", "test")}
+    held_out = {s: data.split_dataset(config, plans, s, cache) for s in ("val", "test") if counts[s]}
     trainer = Trainer(config, worker_dir, strategy, precision)
     start = trainer.restore()
     share: list[str] = []
@@ -309,44 +363,11 @@ def _train(config: Config, worker_dir: Path, strategy: tf.distribute.Strategy, p
                                   pipeline)
 
     batches = strategy.distribute_datasets_from_function(input_pipeline)
+    whole = "" if config.held_out else " (--final: every frame up to the film's end, none held out)"
     print(f"resuming at step {start} of {t.steps}" if start else f"starting: {counts['train']} training windows "
-          f"of {config.window} frames" + "".join(share))
-    val_every = max(1, math.ceil(counts["val"] / t.eval_windows))
-    val_batches = data.eval_batches(windows["val"].shard(val_every, 0), 8)
-    preview_start = last_context(windows["val"], config.model.context)  # a full pass: fills the val cache
-    samples = fixed_samples(windows["val"], 4, counts["val"])
-    writer = tf.summary.create_file_writer(str(worker_dir / "logs"))
-    continuation_frames = validation.continuation_frames(config, plans)
-    best_path = worker_dir / "best" / "best.json"
-    best_so_far = json.loads(best_path.read_text()) if best_path.exists() else {"step": 0}
-    chosen_by = "l1" if t.best_by == "l1" else "continuation_score"
-    # A run that kept the untrained step 0 (older runs could) chooses again at its next eval.
-    best_score = best_so_far.get(chosen_by, math.inf) if best_so_far["step"] > 0 else math.inf
-
-    def run_eval(step: int) -> dict[str, float]:
-        nonlocal best_score
-        scores = {**validation.score(trainer.generator, val_batches),
-                  **validation.continuation(trainer.generator, continuation_frames)}
-        pictures = validation.draw(trainer.generator, samples, preview_start, t.preview_steps, worker_dir, step,
-                                 PREVIEW_FPS)
-        with writer.as_default(step=step):
-            for name, value in scores.items():
-                tf.summary.scalar(f"val/{name}", value)
-            for name, picture in pictures.items():
-                tf.summary.image(name, picture[None])
-        # The untrained model is a baseline, never the one to ship.
-        if step > 0 and math.isfinite(scores[chosen_by]) and scores[chosen_by] < best_score:
-            best_score = scores[chosen_by]
-            trainer.save(best=True)
-            write_text_atomic(best_path, json.dumps({"step": step, **scores}))
-        with open(worker_dir / "evals.jsonl", "a") as log:
-            log.write(json.dumps({"step": step, **scores}) + "\n")
-        print(f"eval at step {step}: val L1 {scores['l1']:.4f}  PSNR {scores['psnr']:.2f}  SSIM {scores['ssim']:.3f}"
-              f"; continuation over {scores['rollout_steps']} steps: L1 {scores['rollout_l1']:.4f}, film-like "
-              f"{100 * scores['film_like']:.0f}%, score {scores['continuation_score']:.4f} (best {chosen_by} "
-              f"{best_score:.4f})",
-              flush=True)
-        return scores
+          f"of {config.window} frames{whole}" + "".join(share))
+    run_eval = Evals(config, trainer, plans, held_out.get("val"), counts["val"], worker_dir)
+    writer = run_eval.writer
 
     rundir.forget_evals_after(worker_dir, start)  # a resume from an older checkpoint redoes those evals
     stop = faults.StopRequest()
@@ -392,20 +413,33 @@ def _train(config: Config, worker_dir: Path, strategy: tf.distribute.Strategy, p
         trainer.save()
 
     run_eval(step)
-    _write_metrics(trainer, windows, counts, step, record, worker_dir)
+    _write_metrics(trainer, held_out, counts, step, record, worker_dir)
     print(f"run: {run_dir}\nnext: epilogue-export {run_dir}")
     return worker_dir
 
 
-def _write_metrics(trainer: Trainer, windows: dict[str, tf.data.Dataset], counts: dict[str, int], step: int,
+def _write_metrics(trainer: Trainer, held_out: dict[str, tf.data.Dataset], counts: dict[str, int], step: int,
                    record: dict, worker_dir: Path) -> None:
-    """metrics.json, which marks the run finished: every validation and test window scored, not a sample."""
-    val = validation.score(trainer.generator, data.eval_batches(windows["val"], 8))
-    test = validation.score(trainer.generator, data.eval_batches(windows["test"], 8)) if counts["test"] else {}
+    """metrics.json, which marks the run finished: every validation and test window scored, not a sample (a
+    --final run has none: it says so)."""
+    scores = {s: validation.score(trainer.generator, data.eval_batches(held_out[s], 8)) if s in held_out else {}
+              for s in ("val", "test")}
     best_path = worker_dir / "best" / "best.json"
     best = json.loads(best_path.read_text()) if best_path.exists() else None  # None: no trained eval was finite
-    metrics = {"step": step, "val": val, "test": test, "best": best, "windows": counts,
+    metrics = {"step": step, **scores, "best": best, "windows": counts, "held_out": trainer.config.held_out,
                "config_fingerprint": record["fingerprint"]}
     write_text_atomic(worker_dir / "metrics.json", json.dumps(metrics, indent=2))
-    print(f"done: {step} steps; test L1 {test.get('l1', float('nan')):.4f}, PSNR {test.get('psnr', 0):.2f}, "
-          f"SSIM {test.get('ssim', 0):.3f}")
+    print(f"done: {step} steps; {_test_line(metrics)}")
+
+
+def _test_line(metrics: dict) -> str:
+    test = metrics["test"]
+    if not metrics.get("held_out", True):
+        return "a --final model: every frame up to the film's end was trained on, none held out to test"
+    return f"test L1 {test.get('l1', float('nan')):.4f}, PSNR {test.get('psnr', 0):.2f}, SSIM {test.get('ssim', 0):.3f}"
+
+
+def _say_finished(worker_dir: Path, run_dir: Path) -> None:
+    done = json.loads((worker_dir / "metrics.json").read_text())
+    print(f"run {worker_dir} already finished at step {done['step']} ({_test_line(done)}); nothing to do.\n"
+          f"run: {run_dir}\nnext: epilogue-export {run_dir}")

@@ -1,5 +1,6 @@
 """Scores the generator on held-out windows and draws what it does, at every eval (`epilogue-eval`, in
-`infer/evaluate.py`, judges an exported model; this is the trainer's own validation).
+`infer/evaluate.py`, judges an exported model; this is the trainer's own validation). A --final run holds no
+frame out: it only draws, from training windows and from the film's end.
 
 Two scores: one step from real frames (L1, PSNR, SSIM, as pix2pix reports), and a continuation from the
 validation split's first frames, the product's real job; `train.best_by` says which chooses what best/ keeps.
@@ -87,6 +88,20 @@ def draw(generator: keras.Model, samples: np.ndarray, preview_start: np.ndarray,
     frames = continue_frames(generator, preview_start, preview_steps)
     save_gif(run_dir / "previews" / f"step_{step:06d}.gif", frames, fps)
     return {"samples": picture, "preview": grid([frames[:: max(1, len(frames) // 8)]])}
+
+
+def film_pictures(config: Config, first: VideoPlan, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """What a --final run, which holds no frame out, draws at each eval: `count` training windows spread over the
+    first video, and the context at the film's end, where the preview starts as the continuation will; in
+    [-1, 1], read in one decoding pass."""
+    k, stride = config.model.context, config.data.stride
+    windows = first.splits["train"].windows(stride, config.window)
+    chosen = [windows[round(i)] for i in np.linspace(0, len(windows) - 1, count)]
+    end = context_indices(first.end, k, stride)
+    frames = dict(read_frames(Path(first.info.path), config.frame_size, config.data.fit,
+                              wanted={*end, *(i for w in chosen for i in w)}, stop=first.end + 1))
+    samples = np.stack([np.stack([frames[i] for i in w]) for w in chosen])
+    return to_model(samples)[0], to_model(np.stack([frames[i] for i in end]))[0]
 
 
 def continuation_frames(config: Config, plans: list[VideoPlan]) -> np.ndarray:
