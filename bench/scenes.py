@@ -6,7 +6,14 @@ model that learns it can stay alive for hundreds of steps, and a longer render o
 true future to compare a rollout with. Every frame is a pure function of (index, size, seed, light):
 frame i is the same whether rendered alone or in a sequence.
 
+`two_shot` is a film with a cut: the window scene for its first CUT of frames (to `cut_frame(frames)`), then
+another world at dusk for the rest: a landscape from another seed under a dark sky glowing at the horizon,
+scrolling the other way, slower. A model that learned only the first shot has never seen the second's colours
+or motion; the second is as learnable as the first and also never ends, so `two_shot_at` past the film's end is
+the true future of its last frame. Its frames also depend on the film's length, which places the cut.
+
     python -m bench.scenes window --frames 3000 --size 256x256 --fps 24 --seed 0 --out window.mp4
+    python -m bench.scenes two_shot --frames 1200 --size 128x128 --out two_shot.mp4
 """
 
 from __future__ import annotations
@@ -30,6 +37,12 @@ from infer.video import VideoWriter
 SPEEDS = {"clouds": 0.0006, "far_hills": 0.0025, "near_hills": 0.007, "poles": 0.018, "ground": 0.03}
 LIGHT_PERIOD = 1200  # frames: a slow dimming and warming and back, 50 s at 24 fps
 MIN_SIDE = 16
+CUT = 0.75  # two_shot: the fraction of the film before the cut
+DUSK_SPEED = -0.75  # the second shot's speeds, times the first's: the other way, a quarter slower
+# The second shot's colours, as RGB gains per layer (SPEEDS' order): rosy clouds lit from below, the land
+# darker and bluer, its texture kept so the motion still shows.
+DUSK = {"clouds": (1.0, 0.62, 0.6), "far_hills": (0.62, 0.5, 0.78), "near_hills": (0.5, 0.46, 0.7),
+        "poles": (0.45, 0.4, 0.55), "ground": (0.55, 0.48, 0.62)}
 
 
 @dataclass(frozen=True)
@@ -164,6 +177,13 @@ def sky(height: int, width: int) -> np.ndarray:
     """Deep blue overhead to pale at the horizon; still, so it anchors the frame."""
     y = np.linspace(0, 1, height, dtype=np.float32)[:, None, None] ** 0.8
     zenith, horizon = np.array([52, 104, 186], np.float32), np.array([196, 218, 236], np.float32)
+    return np.broadcast_to(zenith * (1 - y) + horizon * y, (height, width, 3)).copy()
+
+
+def dusk_sky(height: int, width: int) -> np.ndarray:
+    """Deep indigo overhead to an orange glow at the horizon: the second shot's still backdrop."""
+    y = np.linspace(0, 1, height, dtype=np.float32)[:, None, None] ** 1.6
+    zenith, horizon = np.array([22, 24, 70], np.float32), np.array([236, 136, 74], np.float32)
     return np.broadcast_to(zenith * (1 - y) + horizon * y, (height, width, 3)).copy()
 
 
@@ -325,6 +345,21 @@ def build(size: tuple[int, int], seed: int) -> Scene:
     return Scene(np.ascontiguousarray(sky(height, width).transpose(1, 0, 2)), layers)
 
 
+def dusk_seed(seed: int) -> int:
+    """The second shot's seed, drawn from the first's: another landscape, yet one seed says the whole film."""
+    return int(np.random.SeedSequence([seed, 2]).generate_state(1)[0])
+
+
+@lru_cache(maxsize=2)
+def build_dusk(size: tuple[int, int], seed: int) -> Scene:
+    """The second shot: the window scene of another seed, recoloured to DUSK and scrolling at DUSK_SPEED."""
+    height, width = check_size(size)
+    scene = build(size, dusk_seed(seed))
+    layers = tuple(Layer(layer.columns * np.float32([*DUSK[name], 1]), layer.top, layer.speed * DUSK_SPEED)
+                   for name, layer in zip(SPEEDS, scene.layers, strict=True))  # build's layers are in SPEEDS' order
+    return Scene(np.ascontiguousarray(dusk_sky(height, width).transpose(1, 0, 2)), layers)
+
+
 def check_size(size: tuple[int, int]) -> tuple[int, int]:
     height, width = (int(side) for side in size)
     if height < MIN_SIDE or width < MIN_SIDE:
@@ -346,7 +381,30 @@ def frame_at(index: int, size: tuple[int, int] = (256, 256), seed: int = 0, ligh
     return build(tuple(size), seed).render(index, light)
 
 
-SCENES: dict[str, Callable[..., Iterator[np.ndarray]]] = {"window": window}
+def cut_frame(frames: int) -> int:
+    """The first frame of two_shot's second shot, in a film of `frames` frames."""
+    return round(CUT * frames)
+
+
+def two_shot(frames: int, size: tuple[int, int] = (256, 256), seed: int = 0,
+             light: bool = False) -> Iterator[np.ndarray]:
+    """Yields `frames` uint8 HxWx3 frames of the two-shot film: the window scene, then at `cut_frame(frames)`
+    a cut to another world at dusk. Both shots' textures are built here, so a bad size fails at the call."""
+    build(tuple(size), seed)
+    build_dusk(tuple(size), seed)
+    return (two_shot_at(t, frames, size, seed, light) for t in range(frames))
+
+
+def two_shot_at(index: int, frames: int, size: tuple[int, int] = (256, 256), seed: int = 0,
+                light: bool = False) -> np.ndarray:
+    """Frame `index` of `two_shot(frames, ...)` exactly; past the film's end, the second shot goes on."""
+    cut = cut_frame(frames)
+    if index < cut:
+        return build(tuple(size), seed).render(index, light)
+    return build_dusk(tuple(size), seed).render(index - cut, light)
+
+
+SCENES: dict[str, Callable[..., Iterator[np.ndarray]]] = {"window": window, "two_shot": two_shot}
 
 
 def write(path: Path, frames: int, size: tuple[int, int] = (256, 256), fps: float = 24.0, seed: int = 0,
