@@ -7,8 +7,8 @@ true future to compare a rollout with. Every frame is a pure function of (index,
 frame i is the same whether rendered alone or in a sequence.
 
 `two_shot` is a film with a cut: the window scene for its first CUT of frames (to `cut_frame(frames)`), then
-another world at dusk for the rest: a landscape from another seed under a dark sky glowing at the horizon,
-scrolling the other way, slower. A model that learned only the first shot has never seen the second's colours
+another world at dusk for the rest: a landscape from another seed under a clear, starry sky glowing at the
+horizon, scrolling the other way, slower. A model that learned only the first shot has never seen the second's colours
 or motion; the second is as learnable as the first and also never ends, so `two_shot_at` past the film's end is
 the true future of its last frame. Its frames also depend on the film's length, which places the cut.
 
@@ -39,10 +39,12 @@ LIGHT_PERIOD = 1200  # frames: a slow dimming and warming and back, 50 s at 24 f
 MIN_SIDE = 16
 CUT = 0.75  # two_shot: the fraction of the film before the cut
 DUSK_SPEED = -0.75  # the second shot's speeds, times the first's: the other way, a quarter slower
-# The second shot's colours, as RGB gains per layer (SPEEDS' order): rosy clouds lit from below, the land
-# darker and bluer, its texture kept so the motion still shows.
-DUSK = {"clouds": (1.0, 0.62, 0.6), "far_hills": (0.62, 0.5, 0.78), "near_hills": (0.5, 0.46, 0.7),
-        "poles": (0.45, 0.4, 0.55), "ground": (0.55, 0.48, 0.62)}
+# The second shot's colours, as RGB gains per layer: the land darker and bluer, its texture kept so the motion
+# still shows. It has no clouds: the slowest layer, they would cover a sliver of their loop in the shot, and the
+# shot's own future would bring a sky it never showed (judged against the shot, the real future left its world
+# after about 120 steps with them, and stays in it for 600 without).
+DUSK = {"far_hills": (0.62, 0.5, 0.78), "near_hills": (0.5, 0.46, 0.7), "poles": (0.45, 0.4, 0.55),
+        "ground": (0.55, 0.48, 0.62)}
 
 
 @dataclass(frozen=True)
@@ -180,11 +182,17 @@ def sky(height: int, width: int) -> np.ndarray:
     return np.broadcast_to(zenith * (1 - y) + horizon * y, (height, width, 3)).copy()
 
 
-def dusk_sky(height: int, width: int) -> np.ndarray:
-    """Deep indigo overhead to an orange glow at the horizon: the second shot's still backdrop."""
+def dusk_sky(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
+    """Deep indigo overhead to an orange glow at the horizon, with stars high up: the second shot's still
+    backdrop."""
     y = np.linspace(0, 1, height, dtype=np.float32)[:, None, None] ** 1.6
     zenith, horizon = np.array([22, 24, 70], np.float32), np.array([236, 136, 74], np.float32)
-    return np.broadcast_to(zenith * (1 - y) + horizon * y, (height, width, 3)).copy()
+    canvas = np.broadcast_to(zenith * (1 - y) + horizon * y, (height, width, 3)).copy()
+    for _ in range(round(height * width / 300)):
+        cx, cy = rng.uniform(0, width), 0.4 * height * rng.random() ** 1.5  # more stars higher up
+        glow = disc(cx, cy, rng.uniform(0.3, 0.8), height, width)[..., None] * rng.uniform(0.5, 1)
+        canvas += glow * (np.array([250, 246, 230], np.float32) - canvas)
+    return canvas
 
 
 def clouds(rng: np.random.Generator, height: int, width: int) -> Layer:
@@ -352,12 +360,14 @@ def dusk_seed(seed: int) -> int:
 
 @lru_cache(maxsize=2)
 def build_dusk(size: tuple[int, int], seed: int) -> Scene:
-    """The second shot: the window scene of another seed, recoloured to DUSK and scrolling at DUSK_SPEED."""
+    """The second shot: the window scene of another seed without its clouds, recoloured to DUSK and scrolling at
+    DUSK_SPEED, under a dusk sky."""
     height, width = check_size(size)
     scene = build(size, dusk_seed(seed))
     layers = tuple(Layer(layer.columns * np.float32([*DUSK[name], 1]), layer.top, layer.speed * DUSK_SPEED)
-                   for name, layer in zip(SPEEDS, scene.layers, strict=True))  # build's layers are in SPEEDS' order
-    return Scene(np.ascontiguousarray(dusk_sky(height, width).transpose(1, 0, 2)), layers)
+                   for name, layer in zip(SPEEDS, scene.layers, strict=True) if name in DUSK)  # in SPEEDS' order
+    sky = dusk_sky(np.random.default_rng(dusk_seed(seed)), height, width)
+    return Scene(np.ascontiguousarray(sky.transpose(1, 0, 2)), layers)
 
 
 def check_size(size: tuple[int, int]) -> tuple[int, int]:

@@ -183,6 +183,14 @@ def test_the_second_shot_keeps_moving_past_the_end_of_the_film():
     assert np.abs(np.diff(later, axis=0)).mean(axis=(1, 2, 3)).min() > 5
 
 
+def test_the_second_shot_has_a_still_starry_sky():
+    """No clouds: what the top shows in the shot is what its future shows."""
+    later = np.stack([scenes.two_shot_at(i, FILM, WIDE) for i in (30, 31, 39, 500, 5000)])
+    top = later[:, : WIDE[0] // 6]  # above the poles
+    assert np.array_equal(top, np.broadcast_to(top[0], top.shape))
+    assert top[0].max() > 150 > 60 > np.median(top[0])  # bright stars on a dark sky
+
+
 def mean_histogram(video: np.ndarray) -> np.ndarray:
     return np.mean([metrics.histogram(to_unit(frame.astype(np.uint8))) for frame in video], axis=0)
 
