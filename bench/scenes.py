@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -419,11 +419,18 @@ SCENES: dict[str, Callable[..., Iterator[np.ndarray]]] = {"window": window, "two
 
 def write(path: Path, frames: int, size: tuple[int, int] = (256, 256), fps: float = 24.0, seed: int = 0,
           light: bool = False, scene: str = "window") -> Path:
-    """Render and encode to `path` atomically: nothing is left under the name if rendering fails."""
+    """Render a scene and encode it to `path` atomically: nothing is left under the name if rendering fails."""
     if frames < 1:
         raise UserError(f"--frames must be at least 1, not {frames}")
+    return encode(path, lambda: SCENES[scene](frames, size, seed, light), frames, size, fps, scene)
+
+
+def encode(path: Path, render: Callable[[], Iterable[np.ndarray]], frames: int, size: tuple[int, int], fps: float,
+           name: str) -> Path:
+    """Encode the `frames` frames `render()` yields to `path` atomically; any sequence of a scene's frames, such as
+    a film's true future. `name` suggests a file name when `path` is a folder."""
     if path.is_dir():
-        raise UserError(f"--out {path} is a directory; give a video file name such as {path / f'{scene}.mp4'}")
+        raise UserError(f"--out {path} is a directory; give a video file name such as {path / f'{name}.mp4'}")
     check_writable_dir(path.parent if str(path.parent) else Path("."), "output folder")
     height, width = check_size(size)
     if height % 2 or width % 2:
@@ -435,7 +442,7 @@ def write(path: Path, frames: int, size: tuple[int, int] = (256, 256), fps: floa
         raise UserError(f"can't write a video to {path} ({error}); use a .mp4 or .mkv name") from None
     progress = Steps("render", frames, unit="frame")
     try:
-        for i, frame in enumerate(SCENES[scene](frames, size, seed, light), 1):
+        for i, frame in enumerate(render(), 1):
             writer.write(frame)
             progress.update(i)
         path = writer.close()
