@@ -166,7 +166,7 @@ def summarize(runs: list[dict]) -> dict[str, Any]:
 
 def table(results: dict[str, dict], checkpoints: dict[str, str]) -> str:
     """One row per mode, then the real future's, as markdown."""
-    header = ("| model | checkpoint | alive horizon | seeds alive all 600 steps | ends because (most seeds) | "
+    header = (f"| model | checkpoint | alive horizon | seeds alive all {LONG} steps | ends because (most seeds) | "
               "realism at " + " / ".join(map(str, REALISM_STEPS)) + " |")
     lines = [header, "|" + " --- |" * header.count(" |")]
     for name, agg in results.items():
@@ -180,6 +180,8 @@ def table(results: dict[str, dict], checkpoints: dict[str, str]) -> str:
 
 
 def measure(seeds: list[int], modes: list[Mode], runs: Path, out: Path) -> dict:
+    """Every mode with every seed, then the summary; the real future's row gathers its (identical) judgement from
+    every run, so a spread there would show the runs were not judged alike."""
     film, future = render_media(runs / "media")
     plan = [(mode, seed) for mode in modes for seed in seeds]
     print(f"ending: {len(modes)} mode(s) x {len(seeds)} seed(s) = {len(plan)} runs with the {PRESET} preset and "
