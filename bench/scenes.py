@@ -6,14 +6,21 @@ model that learns it can stay alive for hundreds of steps, and a longer render o
 true future to compare a rollout with. Every frame is a pure function of (index, size, seed, light):
 frame i is the same whether rendered alone or in a sequence.
 
+`two_shot` is a film with a cut: the window scene for its first CUT of frames (to `cut_frame(frames)`), then
+another world at dusk for the rest: a landscape from another seed under a clear, starry sky glowing at the
+horizon, scrolling the other way, slower. A model that learned only the first shot has never seen the second's colours
+or motion; the second is as learnable as the first and also never ends, so `two_shot_at` past the film's end is
+the true future of its last frame. Its frames also depend on the film's length, which places the cut.
+
     python -m bench.scenes window --frames 3000 --size 256x256 --fps 24 --seed 0 --out window.mp4
+    python -m bench.scenes two_shot --frames 1200 --size 128x128 --out two_shot.mp4
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -30,6 +37,14 @@ from infer.video import VideoWriter
 SPEEDS = {"clouds": 0.0006, "far_hills": 0.0025, "near_hills": 0.007, "poles": 0.018, "ground": 0.03}
 LIGHT_PERIOD = 1200  # frames: a slow dimming and warming and back, 50 s at 24 fps
 MIN_SIDE = 16
+CUT = 0.75  # two_shot: the fraction of the film before the cut
+DUSK_SPEED = -0.75  # the second shot's speeds, times the first's: the other way, a quarter slower
+# The second shot's colours, as RGB gains per layer: the land darker and bluer, its texture kept so the motion
+# still shows. It has no clouds: the slowest layer, they would cover a sliver of their loop in the shot, and the
+# shot's own future would bring a sky it never showed (judged against the shot, the real future left its world
+# after about 120 steps with them, and stays in it for 600 without).
+DUSK = {"far_hills": (0.62, 0.5, 0.78), "near_hills": (0.5, 0.46, 0.7), "poles": (0.45, 0.4, 0.55),
+        "ground": (0.55, 0.48, 0.62)}
 
 
 @dataclass(frozen=True)
@@ -165,6 +180,19 @@ def sky(height: int, width: int) -> np.ndarray:
     y = np.linspace(0, 1, height, dtype=np.float32)[:, None, None] ** 0.8
     zenith, horizon = np.array([52, 104, 186], np.float32), np.array([196, 218, 236], np.float32)
     return np.broadcast_to(zenith * (1 - y) + horizon * y, (height, width, 3)).copy()
+
+
+def dusk_sky(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
+    """Deep indigo overhead to an orange glow at the horizon, with stars high up: the second shot's still
+    backdrop."""
+    y = np.linspace(0, 1, height, dtype=np.float32)[:, None, None] ** 1.6
+    zenith, horizon = np.array([22, 24, 70], np.float32), np.array([236, 136, 74], np.float32)
+    canvas = np.broadcast_to(zenith * (1 - y) + horizon * y, (height, width, 3)).copy()
+    for _ in range(round(height * width / 300)):
+        cx, cy = rng.uniform(0, width), 0.4 * height * rng.random() ** 1.5  # more stars higher up
+        glow = disc(cx, cy, rng.uniform(0.3, 0.8), height, width)[..., None] * rng.uniform(0.5, 1)
+        canvas += glow * (np.array([250, 246, 230], np.float32) - canvas)
+    return canvas
 
 
 def clouds(rng: np.random.Generator, height: int, width: int) -> Layer:
@@ -325,6 +353,23 @@ def build(size: tuple[int, int], seed: int) -> Scene:
     return Scene(np.ascontiguousarray(sky(height, width).transpose(1, 0, 2)), layers)
 
 
+def dusk_seed(seed: int) -> int:
+    """The second shot's seed, drawn from the first's: another landscape, yet one seed says the whole film."""
+    return int(np.random.SeedSequence([seed, 2]).generate_state(1)[0])
+
+
+@lru_cache(maxsize=2)
+def build_dusk(size: tuple[int, int], seed: int) -> Scene:
+    """The second shot: the window scene of another seed without its clouds, recoloured to DUSK and scrolling at
+    DUSK_SPEED, under a dusk sky."""
+    height, width = check_size(size)
+    scene = build(size, dusk_seed(seed))
+    layers = tuple(Layer(layer.columns * np.float32([*DUSK[name], 1]), layer.top, layer.speed * DUSK_SPEED)
+                   for name, layer in zip(SPEEDS, scene.layers, strict=True) if name in DUSK)  # in SPEEDS' order
+    sky = dusk_sky(np.random.default_rng(dusk_seed(seed)), height, width)
+    return Scene(np.ascontiguousarray(sky.transpose(1, 0, 2)), layers)
+
+
 def check_size(size: tuple[int, int]) -> tuple[int, int]:
     height, width = (int(side) for side in size)
     if height < MIN_SIDE or width < MIN_SIDE:
@@ -346,16 +391,46 @@ def frame_at(index: int, size: tuple[int, int] = (256, 256), seed: int = 0, ligh
     return build(tuple(size), seed).render(index, light)
 
 
-SCENES: dict[str, Callable[..., Iterator[np.ndarray]]] = {"window": window}
+def cut_frame(frames: int) -> int:
+    """The first frame of two_shot's second shot, in a film of `frames` frames."""
+    return round(CUT * frames)
+
+
+def two_shot(frames: int, size: tuple[int, int] = (256, 256), seed: int = 0,
+             light: bool = False) -> Iterator[np.ndarray]:
+    """Yields `frames` uint8 HxWx3 frames of the two-shot film: the window scene, then at `cut_frame(frames)`
+    a cut to another world at dusk. Both shots' textures are built here, so a bad size fails at the call."""
+    build(tuple(size), seed)
+    build_dusk(tuple(size), seed)
+    return (two_shot_at(t, frames, size, seed, light) for t in range(frames))
+
+
+def two_shot_at(index: int, frames: int, size: tuple[int, int] = (256, 256), seed: int = 0,
+                light: bool = False) -> np.ndarray:
+    """Frame `index` of `two_shot(frames, ...)` exactly; past the film's end, the second shot goes on."""
+    cut = cut_frame(frames)
+    if index < cut:
+        return build(tuple(size), seed).render(index, light)
+    return build_dusk(tuple(size), seed).render(index - cut, light)
+
+
+SCENES: dict[str, Callable[..., Iterator[np.ndarray]]] = {"window": window, "two_shot": two_shot}
 
 
 def write(path: Path, frames: int, size: tuple[int, int] = (256, 256), fps: float = 24.0, seed: int = 0,
           light: bool = False, scene: str = "window") -> Path:
-    """Render and encode to `path` atomically: nothing is left under the name if rendering fails."""
+    """Render a scene and encode it to `path` atomically: nothing is left under the name if rendering fails."""
     if frames < 1:
         raise UserError(f"--frames must be at least 1, not {frames}")
+    return encode(path, lambda: SCENES[scene](frames, size, seed, light), frames, size, fps, scene)
+
+
+def encode(path: Path, render: Callable[[], Iterable[np.ndarray]], frames: int, size: tuple[int, int], fps: float,
+           name: str) -> Path:
+    """Encode the `frames` frames `render()` yields to `path` atomically; any sequence of a scene's frames, such as
+    a film's true future. `name` suggests a file name when `path` is a folder."""
     if path.is_dir():
-        raise UserError(f"--out {path} is a directory; give a video file name such as {path / f'{scene}.mp4'}")
+        raise UserError(f"--out {path} is a directory; give a video file name such as {path / f'{name}.mp4'}")
     check_writable_dir(path.parent if str(path.parent) else Path("."), "output folder")
     height, width = check_size(size)
     if height % 2 or width % 2:
@@ -367,7 +442,7 @@ def write(path: Path, frames: int, size: tuple[int, int] = (256, 256), fps: floa
         raise UserError(f"can't write a video to {path} ({error}); use a .mp4 or .mkv name") from None
     progress = Steps("render", frames, unit="frame")
     try:
-        for i, frame in enumerate(SCENES[scene](frames, size, seed, light), 1):
+        for i, frame in enumerate(render(), 1):
             writer.write(frame)
             progress.update(i)
         path = writer.close()

@@ -1,4 +1,5 @@
-"""The train-window scene: deterministic, moving layer by layer at constant speeds, detailed, and encodable."""
+"""The train-window scene: deterministic, moving layer by layer at constant speeds, detailed, and encodable; the
+two-shot film: the window scene, then a cut to another world that moves on its own."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import numpy as np
 import pytest
 
 from bench import scenes
+from infer import metrics
+from infer.frames import to_unit
 from infer.video import probe
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -150,6 +153,87 @@ def test_the_command_writes_a_video_of_the_asked_length_and_size(tmp_path):
     info = probe(out)
     assert (info.frames, info.height, info.width, info.fps) == (13, 48, 80, 12)
     assert [p.name for p in tmp_path.iterdir()] == ["window.mp4"]  # no partial file left beside it
+
+
+FILM = 40  # a two-shot film of 40 frames cuts at frame 30
+
+
+def two_shot(count: int = FILM, seed: int = 0) -> np.ndarray:
+    return np.stack(list(scenes.two_shot(count, WIDE, seed))).astype(np.float32)
+
+
+def test_the_two_shot_film_cuts_at_three_quarters():
+    assert scenes.cut_frame(FILM) == 30 and scenes.cut_frame(1200) == 900
+
+
+def test_before_the_cut_the_two_shot_film_is_the_window_scene():
+    assert np.array_equal(two_shot()[:30], frames(30, WIDE))
+
+
+def test_the_cut_is_the_one_big_jump():
+    steps = np.abs(np.diff(two_shot(), axis=0)).mean(axis=(1, 2, 3))
+    cut = scenes.cut_frame(FILM)
+    assert steps[cut - 1] > 5 * np.delete(steps, cut - 1).max()
+
+
+def test_the_second_shot_keeps_moving_past_the_end_of_the_film():
+    later = np.stack([scenes.two_shot_at(i, FILM, WIDE) for i in range(30, 3000, 331)]).astype(np.float32)
+    steps = np.abs(np.diff(two_shot()[30:], axis=0)).mean(axis=(1, 2, 3))
+    assert steps.min() > 1
+    assert np.abs(np.diff(later, axis=0)).mean(axis=(1, 2, 3)).min() > 5
+
+
+def test_the_second_shot_has_a_still_starry_sky():
+    """No clouds: what the top shows in the shot is what its future shows."""
+    later = np.stack([scenes.two_shot_at(i, FILM, WIDE) for i in (30, 31, 39, 500, 5000)])
+    top = later[:, : WIDE[0] // 6]  # above the poles
+    assert np.array_equal(top, np.broadcast_to(top[0], top.shape))
+    assert top[0].max() > 150 > 60 > np.median(top[0])  # bright stars on a dark sky
+
+
+def mean_histogram(video: np.ndarray) -> np.ndarray:
+    return np.mean([metrics.histogram(to_unit(frame.astype(np.uint8))) for frame in video], axis=0)
+
+
+def test_the_second_shot_has_other_colours():
+    video = two_shot()
+    first, second = mean_histogram(video[:30]), mean_histogram(video[30:])
+    within = max(metrics.histogram_distance(metrics.histogram(to_unit(f.astype(np.uint8))), first) for f in video[:30])
+    assert metrics.histogram_distance(first, second) > 10 * within
+
+
+def moved_error(before: np.ndarray, after: np.ndarray, shift: int) -> float:
+    """Mean error of `after` against `before` moved `shift` pixels left (right when negative)."""
+    if shift < 0:
+        before, after, shift = after, before, -shift
+    return float(np.abs(after[:, : before.shape[1] - shift].astype(float) - before[:, shift:]).mean())
+
+
+def test_the_second_shot_scrolls_the_other_way_and_slower():
+    """At width 100 the ground moves 12 pixels left in 4 frames of the first shot, 9 right in the second."""
+    height, width = 64, 100
+    bottom = slice(height - height // 10, height)
+    for t, shift in ((0, 12), (scenes.cut_frame(FILM), -9)):
+        assert shift == 4 * (1 if t == 0 else scenes.DUSK_SPEED) * scenes.SPEEDS["ground"] * width
+        before, after = (scenes.two_shot_at(t + dt, FILM, (height, width))[bottom] for dt in (0, 4))
+        assert moved_error(before, after, shift) < 2 < 5 < moved_error(before, after, -shift)
+
+
+def test_two_shot_frames_are_a_function_of_index_and_seed():
+    first = two_shot(seed=3)
+    scenes.build.cache_clear()
+    scenes.build_dusk.cache_clear()
+    assert np.array_equal(first, two_shot(seed=3))
+    assert np.abs(first - two_shot(seed=4))[30:].mean() > 5
+    for index in (0, 29, 30, 39):
+        assert np.array_equal(scenes.two_shot_at(index, FILM, WIDE, 3), first[index])
+
+
+def test_the_command_renders_the_two_shot_film(tmp_path):
+    out = tmp_path / "two_shot.mp4"
+    result = run_cli("two_shot", "--frames", "8", "--size", "48x80", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert probe(out).frames == 8
 
 
 @pytest.mark.parametrize(("args", "says"), [
