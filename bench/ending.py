@@ -36,7 +36,7 @@ import numpy as np
 import trainer.quiet  # noqa: F401  (TensorFlow's log settings, before anything imports it)
 from bench import scenes
 from bench.quality import LONG, PRESET, ROOT, aggregate, montage, spread
-from infer.config import ALIVE, Config, apply, resolve
+from infer.config import ALIVE, FINAL_SPLITS, Config, apply, resolve
 from infer.context import check_start
 from infer.contract import Contract
 from infer.errors import UserError, check_writable_dir, exit_on_user_error, write_text_atomic
@@ -60,7 +60,7 @@ class Mode:
 
 
 MODES = {mode.name: mode for mode in (Mode("held_out", {}, "best"),
-                                      Mode("final", {"data": {"splits": (1.0, 0.0, 0.0)}}, "latest"))}
+                                      Mode("final", {"data": {"splits": FINAL_SPLITS}}, "latest"))}
 
 
 def render_media(media: Path) -> tuple[Path, Path]:
@@ -119,7 +119,7 @@ def continue_film(model_path: Path, film: Path, future: Path, out: Path) -> dict
     last, shot = info.frames - 1, (scenes.cut_frame(info.frames), info.frames)
     check_start(last, contract.context_frames, contract.stride)
     check_writable_dir(out, "output folder")
-    real = read_film(film, contract, last, 0, info.frames, shot, shot)
+    real = read_film(film, contract, last, 0, last, shot, shot)
     start, truth = real.real[last], real_future(future, contract)
     real.real.update({last + k * contract.stride: frame for k, frame in enumerate(truth, start=1)})
     watched = long_rollout(model, real, last, 0, LONG, out)
