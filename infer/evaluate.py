@@ -250,18 +250,26 @@ def _clipped(values: list[float], top: float = 4.0) -> list[float]:
     return [min(v, top) for v in values]
 
 
+def long_strip(report: dict, shown: dict[int, np.ndarray], real: dict[int, np.ndarray]) -> tuple[str, np.ndarray]:
+    """The long rollout's filmstrip and its caption: under the real future, or, for a --final model on its own
+    film (no real future), after the film's end it starts from."""
+    steps, first, stride = sorted(shown), report["start_frame"], report["stride"]
+    listed = ", ".join(map(str, steps))
+    if not report["held_out"]:
+        return (f"The film's end (frame {first}, trained on) and the long rollout from it at steps {listed}",
+                grid([[real[first], *(shown[k] for k in steps)]], labels=["the end", *(f"step {k}" for k in steps)]))
+    blank = np.full_like(shown[steps[0]], 24)
+    return (f"The long rollout at steps {listed}: real future (top, dark where the video ends) and the model "
+            "(bottom)", grid([[real.get(first + k * stride, blank) for k in steps], [shown[k] for k in steps]],
+                             labels=[f"step {k}" for k in steps]))
+
+
 def draw_report(report: dict, out: Path, predicted: list[np.ndarray], shown: dict[int, np.ndarray],
                 real: dict[int, np.ndarray]) -> None:
     """PNG plots and filmstrips (uint8 frames), and a self-contained index.html that puts the verdict first."""
     m, ratios = report.get("metrics", {}), report["alive"]["ratios"]
-    pictures = {}
-    steps = sorted(shown)
     first, stride = report["start_frame"], report["stride"]
-    blank = np.full_like(shown[steps[0]], 24)
-    pictures["long.png"] = (f"The long rollout at steps {', '.join(map(str, steps))}: real future (top, dark where "
-                            f"the video ends) and the model (bottom)",
-                            grid([[real.get(first + k * stride, blank) for k in steps], [shown[k] for k in steps]],
-                                 labels=[f"step {k}" for k in steps]))
+    pictures = {"long.png": long_strip(report, shown, real)}
     if predicted:
         close = [k for k in FILMSTRIP_STEPS if k <= len(predicted)]
         pictures["filmstrip.png"] = (f"Real (top) and predicted (bottom) at steps {', '.join(map(str, close))}",
@@ -292,6 +300,9 @@ def draw_report(report: dict, out: Path, predicted: list[np.ndarray], shown: dic
     linked = (f' The rollout video: <a href="{html.escape(report["rollout_video"])}">'
               f'{html.escape(report["rollout_video"])}</a>.') if report.get("rollout_video") else ""
     summary = "\n".join(f"<li>{html.escape(line)}</li>" for line in details)
+    scale = "real held-out frames" if report["held_out"] else "one real step of the film (no frame was held out)"
+    left = "real future (left, dark where the video ends)" if report["held_out"] else \
+        "left panel stays dark (a --final model continues past all it was shown)"
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>epilogue evaluation</title>
 <style>body{{font:15px/1.5 system-ui,sans-serif;max-width:960px;margin:2em auto;padding:0 1em;color:#222}}
@@ -303,10 +314,10 @@ code{{background:#f4f4f4;padding:0 .3em}}h2{{font-size:1.3em}}</style></head><bo
 <p>Model <code>{html.escape(report['model'])}</code> (training step {report['training_step']}) on
 <code>{html.escape(report['video'])}</code>, from frame {report['start_frame']}, {report['stride']} frames a step.
 A continuation is film-like while its motion and sharpness stay within half and twice the real film's, and its
-distance to the film's nearest training frame and its colour distance stay within twice that of real held-out
-frames (each a rolling median over {ROLLING} steps).</p>
+distance to the film's nearest training frame and its colour distance stay within twice that of {scale} (each a
+rolling median over {ROLLING} steps).</p>
 <figure><video controls preload="metadata" src="rollout.mp4" width="{4 * VIDEO_HEIGHT}"></video>
-<figcaption>The real future (left, dark where the video ends) and the model's continuation (right), all
+<figcaption>The {left} and the model's continuation (right), all
 {report['long_steps']} steps at {ORIGIN_STEP_RATE:.2f} steps a second.{linked}</figcaption></figure>
 {figures}
 <p>Every number is in <a href="eval.json">eval.json</a>.</p>

@@ -143,3 +143,18 @@ def test_evaluation_of_a_final_model_on_its_film_judges_only_what_needs_no_held_
     assert "metrics" not in report and report["alive"]["steps"] == 12
     assert "was trained on (a --final model)" in report["summary"][1]
     assert not (tmp_path / "eval" / "filmstrip.png").exists() and (tmp_path / "eval" / "long.png").exists()
+
+
+def test_a_held_out_model_cut_by_end_is_compared_only_up_to_the_end(tmp_path):
+    from export.onnx_export import export
+    from trainer.train import train
+
+    video = write_video(tmp_path / "count.mp4", (barcode_frame(i) for i in range(120)))
+    config = resolve("tiny", None, {"data": {"videos": (str(video),), "end": "100"},
+                                    "train": {"steps": 10, "eval_every": 10, "checkpoint_every": 10}})
+    model = export(train(config, tmp_path / "run"))
+    report = evaluate(model, video, long=4, out=tmp_path / "eval")
+    test_start = round(101 * 0.85)  # the splits share out frames 0-100
+    assert (report["start_frame"], report["film_end"]) == (test_start, 100)
+    assert report["steps_compared"] == (100 - test_start) // 2 and report["held_out"] is True
+    assert continue_film(model, video, tmp_path / "c.mp4", steps=1)["start"]["frame"] == 100
