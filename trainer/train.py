@@ -363,12 +363,10 @@ def _train(config: Config, worker_dir: Path, strategy: tf.distribute.Strategy, p
                                   pipeline)
 
     batches = strategy.distribute_datasets_from_function(input_pipeline)
-    whole = "" if config.held_out else " (--final: every frame up to the film's end, none held out)"
     print(f"resuming at step {start} of {t.steps}" if start else f"starting: {counts['train']} training windows "
-          f"of {config.window} frames{whole}" + "".join(share))
+          f"of {config.window} frames{'' if config.held_out else ' (--final: every frame up to the end)'}"
+          + "".join(share))
     run_eval = Evals(config, trainer, plans, held_out.get("val"), counts["val"], worker_dir)
-    writer = run_eval.writer
-
     rundir.forget_evals_after(worker_dir, start)  # a resume from an older checkpoint redoes those evals
     stop = faults.StopRequest()
     preempted = faults.preemption_handler(trainer.latest, strategy, stop)
@@ -385,7 +383,7 @@ def _train(config: Config, worker_dir: Path, strategy: tf.distribute.Strategy, p
             if preempted:
                 preempted.save_checkpoint_if_preempted(checkpoint_number=step)
             if step % READ_EVERY == 0 or step == t.steps:
-                losses = read_losses(trainer, on_device, step, writer)
+                losses = read_losses(trainer, on_device, step, run_eval.writer)
             progress.update(step, **losses)
             if step % t.checkpoint_every == 0:
                 trainer.save()
