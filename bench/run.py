@@ -45,38 +45,77 @@ def timed(work) -> float:
     return time.perf_counter() - began
 
 
-def pipeline() -> dict:
-    """First-epoch windows/s of the tf.data pipeline vs a plain PyAV decode loop; cached epochs vs first."""
+def pipeline(rounds: int = 3) -> dict:
+    """The frame store against raw decoding and against the window cache it replaced, at the full preset's windows
+    (256x256, 6 frames: context 1 and unroll 4): bytes per frame, first-epoch time, windows/s of later epochs; and
+    what the host does per window for training, projected to an H200 host."""
     import av
+    import tensorflow as tf
 
-    from trainer import data
+    from trainer import data, store
     from trainer.plan import plan
 
-    def raw_decode() -> int:
+    config = resolve("full", None, {"data": {"videos": (str(CLIP),), "stride": 6, "hop": 1}})
+    plans = plan(config)
+    stop, frame_bytes = plans[0].splits["train"].stop, int(np.prod(config.frame_size)) * 3
+
+    def raw_decode() -> None:
         with av.open(str(CLIP)) as container:
             container.streams.video[0].thread_type = "AUTO"
-            return sum(1 for frame in container.decode(video=0) if frame.to_ndarray(format="rgb24") is not None)
+            for index, frame in enumerate(container.decode(video=0)):
+                if index >= stop:
+                    break
+                frame.to_ndarray(format="rgb24")
 
-    config = resolve("full", None, {**PLAIN_PIX2PIX, "data": {"videos": (str(CLIP),), "stride": 6, "hop": 1}})
-    plans = plan(config)
-    windows = len(plans[0].splits["train"].starts)
-    raws, firsts, cacheds = [], [], []
-    for _ in range(3):  # interleaved repeats, medians: this machine's speed wanders
-        raws.append(raw_decode() / timed(raw_decode))
-        with tempfile.TemporaryDirectory() as cache:
-            batches = data.split_dataset(config, plans, "train", Path(cache)).batch(64)  # as training reads it
-            firsts.append(windows / timed(lambda: sum(1 for _ in batches)))  # noqa: B023
-            cacheds.append(windows / timed(lambda: sum(1 for _ in batches)))  # noqa: B023
-    raw, first, cached = (float(np.median(v)) for v in (raws, firsts, cacheds))
-    return {"raw_decode_frames_per_s": round(raw, 1), "first_epoch_windows_per_s": round(first, 1),
-            "first_epoch_vs_raw_decode": round(first / raw, 2), "cached_epoch_windows_per_s": round(cached, 1),
-            "cached_vs_first_epoch": round(cached / first, 1), "goal": "first >= 0.8x raw decode; cached >= 20x first",
-            "setup": "bundled clip 1280x720 VP8, 256x256 two-frame windows, stride 6, hop 1 (498 train windows), "
-                     "medians of 3"}
+    def epoch(windows: tf.data.Dataset) -> float:
+        return timed(lambda: sum(1 for _ in windows))
+
+    times: dict[str, list[float]] = {k: [] for k in ("raw", "first", "memory", "disk", "cache", "host", "jitter")}
+    with tempfile.TemporaryDirectory() as tmp:
+        for round_ in range(rounds):  # interleaved repeats, medians: this machine's speed wanders
+            times["raw"].append(timed(raw_decode))
+            folder = Path(tmp) / str(round_)
+            times["first"].append(timed(lambda f=folder: epoch(store.open_store(config, plans, "train", f).windows())))
+            frames = store.open_store(config, plans, "train", folder)
+            times["memory"].append(epoch(frames.windows()))
+            times["disk"].append(epoch(store.open_store(config, plans, "train", folder, memory=0).windows()))
+            # The window cache, as it was: chunks of 16 windows in a tf.data cache file.
+            cache = frames.windows().batch(16).cache(str(folder / "cache")).unbatch()
+            epoch(cache)
+            times["cache"].append(epoch(cache))
+            served = data.train_batches(config, frames, 0).take(frames.count)  # the host's part of a training step
+            times["host"].append(timed(lambda b=served: sum(1 for _ in b)))
+            jitter = apply(config, {"data": {"jitter": 0.12}})  # what the device does when jitter is on
+            times["jitter"].append(timed(lambda j=jitter, b=served: [data.augment_batch(j, *x) for x in b]))
+        count, used = frames.count, len(plans[0].frames_used("train"))
+        store_bytes = sum(f.stat().st_size for f in folder.glob("train.*"))
+        cache_bytes = sum(f.stat().st_size for f in folder.glob("cache*"))
+    t = {k: float(np.median(v)) for k, v in times.items()}
+    host = count / t["host"]
+    return {"store_bytes_vs_frames": round(store_bytes / (used * frame_bytes), 4),
+            "window_cache_bytes_vs_frames": round(cache_bytes / (used * frame_bytes), 2),
+            "raw_decode_s": round(t["raw"], 2), "first_epoch_s": round(t["first"], 2),
+            "first_epoch_vs_raw_decode": round(t["first"] / t["raw"], 2),
+            "store_windows_per_s": round(count / t["memory"]),
+            "store_from_disk_windows_per_s": round(count / t["disk"]),
+            "window_cache_windows_per_s": round(count / t["cache"]),
+            "store_vs_window_cache": round(t["cache"] / t["memory"], 1),
+            "store_from_disk_vs_window_cache": round(t["cache"] / t["disk"], 1),
+            "training_host_windows_per_s": round(host),
+            "training_host_with_jitter_on_the_host_windows_per_s": round(count / t["jitter"]),
+            "h200_host_cores_for_5000_windows_per_s": round(5000 / (host / (os.cpu_count() or 1)), 1),
+            "h200_bytes_to_device_gb_per_s": round(5000 * config.window * frame_bytes / 1e9, 1),
+            "goal": "store bytes 1.0x the frames' (plus an index); first epoch <= 1.1x raw decode; store >= 2x the "
+                    "window cache",
+            "setup": f"bundled clip 1280x720 VP8 up to the train split's end ({stop} frames), 256x256, windows of "
+                     f"{config.window} frames, stride 6, hop 1 ({count} train windows, {used} frames); epochs read "
+                     f"window by window; training host: data.train_batches, batch 1 (gather only: conversion and "
+                     f"jitter run on the training device); medians of {rounds}"}
 
 
 def memory() -> dict:
-    """Peak RSS of a first epoch (decoded, cached to a file) of a short and a 5x longer synthetic video."""
+    """Peak RSS of a first epoch (frames stored, windows read) of a short and a 5x longer synthetic video, with the
+    store in memory and with the store read from disk (allowed 64 MB, less than the long film's store)."""
     figures = {}
     with tempfile.TemporaryDirectory() as tmp:
         for frames in (600, 3000):
@@ -86,13 +125,18 @@ def memory() -> dict:
             for i in range(frames):
                 writer.write(np.broadcast_to((ramp + i) % 256, (360, 640, 3)).astype(np.uint8))
             writer.close()
-            out = subprocess.run(probe("first_epoch_rss", path), capture_output=True, text=True, check=True,
-                                 cwd=ROOT).stdout.split()
-            figures[f"peak_rss_mb_{frames}_frames"] = int(out[1])
-    figures["rss_long_vs_short"] = round(figures["peak_rss_mb_3000_frames"] / figures["peak_rss_mb_600_frames"], 2)
-    figures["goal"] = "peak RSS does not grow with video length (ratio ~1.0)"
-    figures["setup"] = ("640x360 synthetic H.264, 256x256 two-frame windows, stride 50, hop 1, tf.data first epoch "
-                        "with file cache")
+            for mode, allowed in (("memory", ""), ("disk", "64")):
+                out = subprocess.run(probe("first_epoch_rss", path, *([allowed] if allowed else [])),
+                                     capture_output=True, text=True, check=True, cwd=ROOT).stdout
+                out = out.splitlines()[-1].split()  # after the store's progress lines
+                figures[f"peak_rss_mb_{frames}_frames_{mode}"] = int(out[1])
+                figures[f"store_mb_{frames}_frames"] = int(out[2])
+    for mode in ("memory", "disk"):
+        figures[f"rss_long_vs_short_{mode}"] = round(figures[f"peak_rss_mb_3000_frames_{mode}"]
+                                                     / figures[f"peak_rss_mb_600_frames_{mode}"], 2)
+    figures["goal"] = "read from disk, peak RSS does not grow with video length (ratio ~1.0)"
+    figures["setup"] = ("640x360 synthetic H.264, 256x256 two-frame windows, stride 50, hop 1: frames stored, one "
+                        "pass of windows; 'disk': the store allowed 64 MB of memory")
     return figures
 
 
@@ -106,7 +150,7 @@ def training(steps: int = 5, rounds: int = 3) -> dict:
     import tensorflow as tf
 
     from bench import tutorial_pix2pix
-    from trainer import data
+    from trainer import data, store
     from trainer.plan import plan
     from trainer.train import Trainer
 
@@ -121,13 +165,17 @@ def training(steps: int = 5, rounds: int = 3) -> dict:
                                                "model": PLAIN_PIX2PIX["model"],
                                                "train": {**PLAIN_PIX2PIX["train"], "xla": xla, "precision": "float32"}})
             plans = plan(config)
-            windows = data.split_dataset(config, plans, "train", Path(run_dir) / "cache")
+            frames = store.open_store(config, plans, "train", Path(run_dir) / "frames")
             trainer = Trainer(config, Path(run_dir) / f"xla{xla}", tf.distribute.get_strategy(), "float32")
-            batches = iter(data.train_batches(config, windows, len(plans[0].splits["train"].starts), 0))
+            batches = iter(data.train_batches(config, frames, 0))
             loops["epilogue_xla" if xla else "epilogue"] = (
                 lambda w, trainer=trainer: list(trainer.step_fn(w).values()), batches)
         tutorial_step = tutorial_pix2pix.make_step()
-        loops["tutorial"] = (lambda w: tutorial_step(w[:, 0], w[:, 1]), batches)
+        def tutorial(batch, config=config):
+            windows = data.augment_batch(config, *batch)
+            return tutorial_step(windows[:, 0], windows[:, 1])
+
+        loops["tutorial"] = (tutorial, batches)
         rates: dict[str, list[float]] = {name: [] for name in loops}
         for step, batches in loops.values():  # trace and warm up
             [step(next(batches)) for _ in range(2)]
@@ -161,7 +209,7 @@ def techniques(steps: int = 20, rounds: int = 3) -> dict:
     timed past its ramp, where a step draws 0..R extra generator passes (R/2 on average)."""
     import tensorflow as tf
 
-    from trainer import data
+    from trainer import data, store
     from trainer.plan import plan
     from trainer.train import Trainer
 
@@ -171,10 +219,10 @@ def techniques(steps: int = 20, rounds: int = 3) -> dict:
             config = resolve("quality", None, {"data": {"videos": (str(CLIP),)}})
             config = apply(config, overrides).validate()
             plans = plan(config)
-            windows = data.split_dataset(config, plans, "train", Path(run_dir) / name / "cache")
+            frames = store.open_store(config, plans, "train", Path(run_dir) / name / "frames")
             trainer = Trainer(config, Path(run_dir) / name, tf.distribute.get_strategy(), "float32")
             trainer.step.assign(config.train.steps)  # past the unroll ramp
-            batches = iter(data.train_batches(config, windows, len(plans[0].splits["train"].starts), 0))
+            batches = iter(data.train_batches(config, frames, 0))
             loops[name] = (lambda w, trainer=trainer: trainer.step_fn(w)["gen"], batches)
         rates: dict[str, list[float]] = {name: [] for name in loops}
         for step, batches in loops.values():  # trace and warm up
@@ -296,7 +344,7 @@ def _rate(output: str, prefix: str = "") -> float:
 def workers(steps: int = 150) -> dict:
     """Multi-worker training on one machine: steps/s and windows/s of 2 local workers against one process on the
     same global batch (2), and the first epoch's decode time of each worker's share against the whole split."""
-    from trainer import data
+    from trainer import store
     from trainer.plan import plan, shard
 
     config = resolve("full", None, {**PLAIN_PIX2PIX, "data": {"videos": (str(CLIP),), "stride": 6, "hop": 1}})
@@ -304,8 +352,8 @@ def workers(steps: int = 150) -> dict:
     figures = {}
     with tempfile.TemporaryDirectory() as cache:
         def first_epoch(share, name: str) -> float:
-            windows = data.split_dataset(config, share, "train", Path(cache), name).batch(64)
-            return timed(lambda: sum(1 for _ in windows))
+            return timed(lambda: sum(1 for _ in store.open_store(config, share, "train", Path(cache), name)
+                                     .windows().batch(64)))
 
         figures["first_epoch_whole_split_s"] = round(first_epoch(plans, "whole"), 2)
         for me in range(2):

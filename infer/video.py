@@ -11,7 +11,9 @@ import hashlib
 import os
 import queue
 import threading
+from collections import deque
 from collections.abc import Container, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -117,14 +119,23 @@ def read_frames(
 ) -> Iterator[tuple[int, np.ndarray]]:
     """(index, RGB uint8 HxWx3) for the frames in `wanted` (all if None) before `stop`.
 
-    Only wanted frames are converted; `size` (height, width) resizes with an anti-aliasing filter.
+    Only wanted frames are converted; `size` (height, width) resizes with an anti-aliasing filter. Conversion (the
+    resize most of all) costs more than decoding: it runs on a few threads (FFmpeg's scaler releases the GIL) while
+    the next frames decode, and frames come out in order.
     """
-    with open_video(path) as container:
+    threads = min(4, os.cpu_count() or 1)
+    with open_video(path) as container, ThreadPoolExecutor(threads) as pool:
+        converting: deque[tuple[int, Future]] = deque()
         for index, frame in enumerate(_decode(path, container)):
             if stop is not None and index >= stop:
-                return
+                break
             if wanted is None or index in wanted:
-                yield index, to_rgb(frame, size, fit)
+                converting.append((index, pool.submit(to_rgb, frame, size, fit)))
+            if len(converting) > 2 * threads:
+                done, rgb = converting.popleft()
+                yield done, rgb.result()
+        for done, rgb in converting:
+            yield done, rgb.result()
 
 
 def _quarter_turns(frame: av.VideoFrame) -> int:

@@ -17,11 +17,14 @@ import pytest
 from conftest import PROGRAMS, barcode_frame, read_barcode, write_video
 
 from infer.config import resolve
-from infer.frames import to_uint8
-from trainer import data
+from trainer import data, store
 from trainer.plan import plan, shard
 
 BOUND = 60  # seconds: a worker whose peer is lost must have said so and stopped by then
+
+
+def mine_frames(plans) -> set[tuple[int, int]]:
+    return {(n, f) for n, p in enumerate(plans) for f in p.frames_used("train")}
 
 
 @pytest.mark.parametrize("workers", [2, 3])
@@ -39,13 +42,14 @@ def test_each_worker_reads_its_own_block_and_together_they_read_every_window_onc
     for me in range(workers):
         mine = shard(plans, "train", me, workers)
         count = sum(len(p.splits["train"].starts) for p in mine)
-        windows = data.split_dataset(config, mine, "train", tmp_path / "cache", f"train-{me}-of-{workers}")
+        frames = store.open_store(config, mine, "train", tmp_path / "frames", f"train-{me}-of-{workers}")
+        assert frames.count == count and frames.bytes == len(mine_frames(mine)) * 64 * 64 * 3  # its own frames only
         pipeline = tf.distribute.InputContext(workers, me, workers)
-        batches = [batch[0] for batch in data.train_batches(config, windows, count, 0, pipeline).take(count)
+        batches = [windows[0] for _, windows in data.train_batches(config, frames, 0, pipeline).take(count)
                    .as_numpy_iterator()]  # per replica: 1 window
-        epoch = [tuple(read_barcode(to_uint8(frame)) for frame in window) for window in batches]
+        epoch = [tuple(read_barcode(frame) for frame in window) for window in batches]
         assert len(set(epoch)) == count  # one epoch of a worker: each of its windows once
-        resumed = next(data.train_batches(config, windows, count, 2, pipeline).as_numpy_iterator())[0]
+        resumed = next(data.train_batches(config, frames, 2, pipeline).as_numpy_iterator())[1][0]
         np.testing.assert_array_equal(resumed, batches[2])  # a resumed worker picks up at its own position
         shares.append(set(epoch))
     assert all(a.isdisjoint(b) for a, b in combinations(shares, 2))

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from infer.config import resolve
 from infer.frames import to_uint8
-from trainer import data
+from trainer import data, store
 from trainer.cli import app
 from trainer.plan import plan
 
@@ -24,16 +24,23 @@ def barcodes(window) -> tuple[int, ...]:
     return tuple(read_barcode(to_uint8(np.asarray(frame))) for frame in window)
 
 
-@pytest.mark.parametrize(("stride", "hop", "context", "unroll"),
-                         [(1, 1, 1, 0), (5, 1, 1, 0), (5, 5, 1, 0), (7, 3, 1, 0), (15, 15, 1, 0), (3, 2, 3, 2),
-                          (4, 1, 2, 1)])
-def test_window_frames_are_exactly_stride_apart_in_time_order_and_splits_share_no_frame(barcode_video, stride, hop,
-                                                                                        context, unroll):
+def stored(config, plans, split, folder, memory=None):
+    """The split's windows as the store serves them, as frame indices."""
+    return [barcodes(w) for w in store.open_store(config, plans, split, folder, memory=memory).windows()
+            .as_numpy_iterator()]
+
+
+@pytest.mark.parametrize(("stride", "hop", "context", "unroll", "memory"),
+                         [(1, 1, 1, 0, None), (5, 1, 1, 0, 0), (5, 5, 1, 0, None), (7, 3, 1, 0, 0),
+                          (15, 15, 1, 0, None), (3, 2, 3, 2, 0), (4, 1, 2, 1, None)])
+def test_window_frames_are_exactly_stride_apart_in_time_order_and_splits_share_no_frame(barcode_video, tmp_path,
+                                                                                        stride, hop, context, unroll,
+                                                                                        memory):
     config = config_for(barcode_video, context, unroll, stride=stride, hop=hop)
     plans = plan(config)
     seen: dict[str, set[int]] = {}
     for split in ("train", "val", "test"):
-        windows = [barcodes(w) for w in data.window_stream(config, plans, split)]
+        windows = stored(config, plans, split, tmp_path, memory)  # memory 0: read from disk
         assert windows == plans[0].splits[split].windows(stride, context + unroll + 1)
         assert all(len(w) == context + unroll + 1 for w in windows)
         assert all(b - a == stride for w in windows for a, b in zip(w, w[1:], strict=False))
@@ -55,19 +62,10 @@ def test_each_video_gives_its_own_windows(barcode_video, tmp_path):
 
     other = write_video(tmp_path / "other.mp4", (barcode_frame(1000 + i, 64, 96) for i in range(60)))
     config = resolve("tiny", None, {"data": {"videos": (str(barcode_video), str(other)), "stride": 4}})
-    windows = [barcodes(w) for w in data.window_stream(config, plan(config), "train")]
+    windows = stored(config, plan(config), "train", tmp_path / "frames")
     first, second = [w for w in windows if w[0] < 1000], [w for w in windows if w[0] >= 1000]
     assert len(first) == 84 - 4 and len(second) == 42 - 4
     assert second[0] == (1000, 1004) and second[-1] == (1037, 1041)
-
-
-def test_cached_dataset_gives_the_same_windows_twice(barcode_video, tmp_path):
-    config = config_for(barcode_video, 2, 1, stride=3, hop=2)
-    windows = data.split_dataset(config, plan(config), "val", tmp_path)
-    first = [barcodes(w.numpy()) for w in windows]
-    assert (tmp_path / "val.index").exists()
-    second = [barcodes(w.numpy()) for w in windows]
-    assert first == second == plan(config)[0].splits["val"].windows(3, 4)
 
 
 def test_augmentation_moves_every_frame_alike_and_resumes_exactly(barcode_video, tmp_path):
@@ -81,13 +79,14 @@ def test_augmentation_moves_every_frame_alike_and_resumes_exactly(barcode_video,
     assert not np.array_equal(a, other)
     assert float(a.min()) >= -1.0 and float(a.max()) <= 1.0
 
-    plans = plan(config)
-    windows = data.split_dataset(config, plans, "train", tmp_path)
-    count = len(plans[0].splits["train"].starts)
-    from_start = [b.numpy() for b in data.train_batches(config, windows, count, 0).take(5)]
-    resumed = [b.numpy() for b in data.train_batches(config, windows, count, 3).take(2)]
+    frames = store.open_store(config, plan(config), "train", tmp_path)
+    from_start = [data.augment_batch(config, *b).numpy() for b in data.train_batches(config, frames, 0).take(5)]
+    resumed = [data.augment_batch(config, *b).numpy() for b in data.train_batches(config, frames, 3).take(2)]
     np.testing.assert_array_equal(from_start[3], resumed[0])
     np.testing.assert_array_equal(from_start[4], resumed[1])
+    positions, windows = next(iter(data.train_batches(config, frames, 3)))  # what the device augments, per window
+    np.testing.assert_array_equal(positions.numpy(), [3])
+    np.testing.assert_array_equal(data.augment(config, positions[0], windows[0]).numpy(), resumed[0][0])
 
 
 @pytest.mark.parametrize(("shuffle_buffer", "batch_size", "start"), [(256, 1, 107), (16, 2, 61)])
@@ -97,12 +96,12 @@ def test_a_stream_resumed_at_any_step_is_the_uninterrupted_streams_tail_window_f
     config = resolve("tiny", None, {"data": {"videos": (str(barcode_video),), "stride": 2, "jitter": 0.0,
                                              "shuffle_buffer": shuffle_buffer}, "train": {"batch_size": batch_size}})
     plans = plan(config)
-    windows = data.split_dataset(config, plans, "train", tmp_path)
-    count = len(plans[0].splits["train"].starts)  # 82: the resume lands in the second or third epoch
+    frames = store.open_store(config, plans, "train", tmp_path)
+    count = frames.count  # 82: the resume lands in the second or third epoch
     steps = 3 * count // batch_size
-    whole = [[barcodes(w) for w in b] for b in data.train_batches(config, windows, count, 0)
-             .take(steps).as_numpy_iterator()]
-    resumed = [[barcodes(w) for w in b] for b in data.train_batches(config, windows, count, start)
+    whole = [[barcodes(w) for w in b] for _, b in data.train_batches(config, frames, 0).take(steps)
+             .as_numpy_iterator()]
+    resumed = [[barcodes(w) for w in b] for _, b in data.train_batches(config, frames, start)
                .take(steps - start).as_numpy_iterator()]
     assert resumed == whole[start:]
     served = [w for b in whole for w in b]
@@ -111,41 +110,15 @@ def test_a_stream_resumed_at_any_step_is_the_uninterrupted_streams_tail_window_f
     assert served[:count] != served[count:2 * count]
 
 
-def test_a_resume_late_in_a_long_run_reads_about_an_epoch_not_every_window_since_step_0(barcode_video):
-    import tensorflow as tf
-
-    config = resolve("tiny", None, {"data": {"videos": (str(barcode_video),), "shuffle_buffer": 16}})
+def test_a_resume_late_in_a_long_run_reads_about_an_epoch_not_every_window_since_step_0(barcode_video, tmp_path):
+    config = resolve("tiny", None, {"data": {"videos": (str(barcode_video),), "shuffle_buffer": 16, "jitter": 0.0}})
+    frames = store.open_store(config, plan(config), "train", tmp_path, memory=0)  # from disk: reads can be counted
     read = []
-
-    def source():
-        for index in range(82):
-            read.append(index)
-            yield np.full((2, 64, 64, 3), index, np.uint8)
-
-    windows = tf.data.Dataset.from_generator(source, output_signature=tf.TensorSpec((2, 64, 64, 3), tf.uint8))
-    next(iter(data.train_batches(config, windows, 82, 1000 * 82 + 45)))  # epoch 1000, the 6th block of 8
-    assert len(read) < 2 * 82  # skipping the stream read 82,045 windows first; now the blocks before it, and read-ahead
-
-
-def test_a_stale_cache_lockfile_is_cleared_only_by_the_trainer_holding_the_run_lock(barcode_video, tmp_path):
-    from infer.errors import UserError
-    from trainer import rundir
-
-    config = config_for(barcode_video, stride=5)
-    run = tmp_path / "run"
-    stale = run / "cache" / "val_0.lockfile"  # as a trainer killed while it filled the cache leaves it
-    stale.parent.mkdir(parents=True)
-    stale.write_text("")
-    data.split_dataset(config, plan(config), "val", run / "cache")
-    assert stale.exists()  # a pipeline never removes it: another trainer may be filling that cache
-    with rundir.locked(run):
-        assert not stale.exists()
-        windows = [barcodes(w.numpy()) for w in data.split_dataset(config, plan(config), "val", run / "cache")]
-        assert windows == plan(config)[0].splits["val"].windows(5, 2)
-        stale.write_text("")  # this trainer's pass in progress
-        with pytest.raises(UserError, match="is in use by another epilogue-train"), rundir.locked(run):
-            pass
-        assert stale.exists()  # a second trainer, refused, leaves it alone
+    reader = frames._read
+    frames._read = lambda rows: read.append(rows.copy()) or reader(rows)
+    _, first = next(iter(data.train_batches(config, frames, 1000 * 82 + 45)))  # epoch 1000, the 6th block of 8
+    assert frames.count == 82 and first.shape == (1, 2, 64, 64, 3)
+    assert len(read) < 82  # windows since step 0 are skipped as rows of indices; only served ones are read
 
 
 def test_bundled_clip_plan(bundled):

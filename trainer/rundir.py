@@ -8,7 +8,7 @@
     logs/           TensorBoard
     samples/        newest input | target | prediction (| kept, with the mask head) grids, one PNG per eval
     previews/       a short rollout GIF per eval
-    cache/          decoded windows, so later epochs never decode
+    frames/         the frame store: each frame the windows need, decoded once at model size (trainer/store.py)
     evals.jsonl     one-step validation L1, PSNR, SSIM and the continuation score at every eval (step 0 is the
                     untrained baseline)
     metrics.json    validation and test metrics, written when training ends
@@ -55,8 +55,12 @@ def _sha256(path: str, size: int, modified: float) -> str:
     return file_sha256(Path(path))
 
 
+def video_sha256(path: str) -> str:
+    return _sha256(path, *_stamp(Path(path)))
+
+
 def videos(plans: list[VideoPlan]) -> list[dict]:
-    return [{"path": p.info.path, "sha256": _sha256(p.info.path, *_stamp(Path(p.info.path))),
+    return [{"path": p.info.path, "sha256": video_sha256(p.info.path),
              "frames": p.info.frames, "end": p.end, "fps": p.info.fps, "size": [p.info.width, p.info.height],
              "splits": {name: [s.start, s.stop] for name, s in p.splits.items()}} for p in plans]
 
@@ -86,21 +90,12 @@ def locked(run_dir: Path) -> Iterator[None]:
         handle.truncate()
         handle.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
         handle.flush()
-        _clear_stale_cache_locks(run_dir)
         try:
             yield
         finally:
             handle.seek(0)
             handle.truncate()
             fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def _clear_stale_cache_locks(run_dir: Path) -> None:
-    """tf.data marks a cache file being filled with a .lockfile and refuses to fill one that has it; a trainer
-    killed mid-pass leaves it behind. Only the holder of the run's lock may take it for stale: any other trainer
-    could be filling that cache now."""
-    for stale in (run_dir / "cache").glob("*.lockfile"):
-        stale.unlink()
 
 
 def check_fits(run_dir: Path, config: Config, plans: list[VideoPlan]) -> dict | None:

@@ -1,7 +1,8 @@
 """Train pix2pix on windows of frames (context -> the frame `stride` later) of one or more videos.
 
 Read top to bottom (the command line, `trainer/cli.py`, builds the one config): the run directory is locked
-and opened (or resumed); the videos are planned and streamed through tf.data as windows; the models and
+and opened (or resumed); the videos are planned, each frame the windows need is stored once (the frame store)
+and served through tf.data as windows; the models and
 both optimizers are built inside the distribution strategy's scope; then a custom loop runs
 `strategy.run(train_step)` in a `tf.function` (`model.fit` can't run under MultiWorkerMirroredStrategy on
 Keras 3.15), training on the model's own outputs and with conditioning noise when the config asks,
@@ -22,7 +23,7 @@ import tensorflow as tf
 from infer.config import SPLIT_NAMES, Config
 from infer.errors import UserError, write_text_atomic
 from infer.progress import Steps
-from trainer import cluster, data, faults, model, rundir, validation
+from trainer import cluster, data, faults, model, rundir, store, validation
 from trainer.plan import VideoPlan, plan, shard
 
 PREVIEW_FPS = 8
@@ -185,9 +186,14 @@ class Trainer:
         self.disc_opt.apply(disc_tape.gradient(disc_scaled, disc_vars), disc_vars)
         return {"gen": gen_loss, "gan": gan, "l1": l1, "disc": disc_loss}
 
-    def _distributed_step(self, window: tf.Tensor) -> dict[str, tf.Tensor]:
+    def _distributed_step(self, batch: tuple[tf.Tensor, tf.Tensor]) -> dict[str, tf.Tensor]:
+        """One step on a batch from `data.train_batches`: (positions, uint8 windows), augmented on the device."""
         depth = self.unroll_depth(self.step) if self.config.train.unroll else tf.constant(0)
-        losses = self.strategy.run(self.replica_step, args=(window, depth, self.step))
+
+        def replica(positions: tf.Tensor, windows: tf.Tensor) -> dict[str, tf.Tensor]:
+            return self.replica_step(data.augment_batch(self.config, positions, windows), depth, self.step)
+
+        losses = self.strategy.run(replica, args=batch)
         self.step.assign_add(1)
         return {k: self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in losses.items()}
 
@@ -340,14 +346,15 @@ def _train(config: Config, worker_dir: Path, strategy: tf.distribute.Strategy, p
     print_config(config, precision, strategy)
 
     counts = {s: sum(len(p.splits[s].starts) for p in plans) for s in SPLIT_NAMES}
-    cache = worker_dir / "cache"
-    held_out = {s: data.split_dataset(config, plans, s, cache) for s in ("val", "test") if counts[s]}
+    frames = worker_dir / "frames"
+    store.remove_window_cache(worker_dir)
+    held_out = {s: store.open_store(config, plans, s, frames).windows() for s in ("val", "test") if counts[s]}
     trainer = Trainer(config, worker_dir, strategy, precision)
     start = trainer.restore()
     share: list[str] = []
 
     def input_pipeline(pipeline: tf.distribute.InputContext) -> tf.data.Dataset:
-        """This worker's share of the training windows, decoded, cached and batched by this worker alone."""
+        """This worker's share of the training windows, stored and batched by this worker alone."""
         pipelines, me = pipeline.num_input_pipelines, pipeline.input_pipeline_id
         if counts["train"] < pipelines:
             raise UserError(f"{counts['train']} training windows can't be shared by {pipelines} workers; give more "
@@ -359,8 +366,7 @@ def _train(config: Config, worker_dir: Path, strategy: tf.distribute.Strategy, p
             uneven = f"; blocks hold {least} or {least + 1}" if counts["train"] % pipelines else ""
             share.append(f"; this worker reads {count} of them (block {me + 1} of {pipelines} in time{uneven})")
         name = "train" if pipelines == 1 else f"train-{me}-of-{pipelines}"
-        return data.train_batches(config, data.split_dataset(config, mine, "train", cache, name), count, start,
-                                  pipeline)
+        return data.train_batches(config, store.open_store(config, mine, "train", frames, name), start, pipeline)
 
     batches = strategy.distribute_datasets_from_function(input_pipeline)
     print(f"resuming at step {start} of {t.steps}" if start else f"starting: {counts['train']} training windows "

@@ -22,7 +22,7 @@ def split_cpu(count: int) -> None:
 def losses(video: str, cache: str, runs: str) -> None:
     """Three steps' losses on one device, then under MirroredStrategy over both CPUs: same seed, same global batch."""
     from infer.config import resolve  # epilogue's modules after split_cpu, as anything may start the runtime
-    from trainer import data
+    from trainer import data, store
     from trainer.plan import plan
     from trainer.train import Trainer
 
@@ -30,14 +30,13 @@ def losses(video: str, cache: str, runs: str) -> None:
                                     "model": {"dropout": 0.0, "head": "mask", "keep_init": 0.9},
                                     "train": {"batch_size": 2}})
     plans = plan(config)
-    windows = data.split_dataset(config, plans, "train", Path(cache))
-    count = len(plans[0].splits["train"].starts)
+    frames = store.open_store(config, plans, "train", Path(cache))
     found = []
     for strategy in (tf.distribute.get_strategy(), tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])):
         keras.utils.set_random_seed(0)
         trainer = Trainer(config, Path(runs) / str(len(found)), strategy, "float32")
         batches = iter(strategy.distribute_datasets_from_function(
-            lambda pipeline: data.train_batches(config, windows, count, 0, pipeline)))
+            lambda pipeline: data.train_batches(config, frames, 0, pipeline)))
         found.append([{k: float(v) for k, v in trainer.step_fn(next(batches)).items()} for _ in range(3)])
     print(json.dumps(found))
 
