@@ -1,7 +1,7 @@
 """`make bench`: each figure is a ratio against a baseline measured in the same run, on this machine.
 
     python -m bench.run [SECTION ...]     sections: cli pipeline memory training techniques
-                                          converters rollout workers (default: all)
+                                          converters rollout workers int8 precision (default: all)
 
 Figures go to bench/results.json (other sections' figures are kept) and are printed as a table.
 """
@@ -332,6 +332,100 @@ def converters(runs: int = 10) -> dict:
     return figures
 
 
+def cpu_flags(*names: str) -> list[str]:
+    """Which of these CPU features (as /proc/cpuinfo spells them) this machine has."""
+    try:
+        flags = set(next(line for line in Path("/proc/cpuinfo").read_text().splitlines()
+                         if line.startswith("flags")).split())
+    except (OSError, StopIteration):
+        return []
+    return [name for name in names if name in flags]
+
+
+def int8(runs: int = 10) -> dict:
+    """ONNX Runtime CPU seconds per step of the generator quantized statically to int8 (QDQ, per-channel weights,
+    calibrated on 20 frames of the bundled clip) against its float32 model, demo (128) and full (256) sizes:
+    every operator quantized (ONNX Runtime's default, int8 activations), and only the convolutions (uint8
+    activations, what AVX2 multiplies fastest). Untrained generators: speed does not depend on the weights."""
+    import onnx
+    import onnxruntime as ort
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    from export.onnx_graph import to_onnx
+    from infer.frames import to_model
+    from infer.video import read_frames
+    from trainer import model
+
+    class Frames(CalibrationDataReader):
+        def __init__(self, frames: list[np.ndarray]):
+            self.left = iter([{"frame": f[None]} for f in frames])
+
+        def get_next(self) -> dict | None:
+            return next(self.left, None)
+
+    def per_step(path: Path, frame: np.ndarray) -> tuple[float, np.ndarray]:
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        session.run(None, {"frame": frame})
+        seconds = [timed(lambda: session.run(None, {"frame": frame})) for _ in range(runs)]  # noqa: B023
+        return float(np.median(seconds)), session.run(None, {"frame": frame})[0]
+
+    variants = {"all_ops_s8": (QuantType.QInt8, None), "convs_only_u8": (QuantType.QUInt8, ["Conv"])}
+    figures: dict = {"cpu_int8_features": cpu_flags("avx2", "avx512_vnni", "avx_vnni", "amx_int8") or ["none"]}
+    with tempfile.TemporaryDirectory() as tmp:
+        for preset in ("demo", "full"):
+            config = resolve(preset, None, {})
+            plain = Path(tmp) / f"{preset}.onnx"
+            onnx.save(to_onnx(model.generator(config), "next_frame", 17), str(plain))
+            frames = [to_model(f)[0] for _, f in read_frames(CLIP, config.frame_size, wanted=set(range(0, 500, 25)))]
+            base, expected = per_step(plain, frames[5][None])
+            figures[f"{preset}_float32_s_per_step"] = round(base, 4)
+            for name, (activations, ops) in variants.items():
+                quantized = Path(tmp) / f"{preset}_{name}.onnx"
+                quantize_static(str(plain), str(quantized), Frames(frames), quant_format=QuantFormat.QDQ,
+                                per_channel=True, activation_type=activations, weight_type=QuantType.QInt8,
+                                op_types_to_quantize=ops)
+                seconds, got = per_step(quantized, frames[5][None])
+                figures[f"{preset}_int8_{name}_speedup"] = round(base / seconds, 2)
+                figures[f"{preset}_int8_{name}_step_max_abs_diff"] = round(float(np.abs(got - expected).max()), 3)
+    figures["goal"] = "int8 >= 1.5x float32 per step"
+    figures["setup"] = (f"untrained demo (128x128) and full (256x256) generators, opset 17, ONNX Runtime CPU, one "
+                        f"frame, median of {runs}; diff: one step on a frame of the bundled clip, values in [-1, 1]")
+    return figures
+
+
+def precision(steps: int = 5, rounds: int = 2) -> dict:
+    """Training steps/s in mixed_bfloat16 against float32 at the demo size (128x128, the presets' windows), same
+    process, alternating rounds; and whether this CPU computes bfloat16 natively (AVX512_BF16 or AMX)."""
+    import keras
+    import tensorflow as tf
+
+    from trainer import data, store
+    from trainer.plan import plan
+    from trainer.train import Trainer
+
+    config = resolve("demo", None, {"data": {"videos": (str(CLIP),)}})
+    loops = {}
+    with tempfile.TemporaryDirectory() as run_dir:
+        frames = store.open_store(config, plan(config), "train", Path(run_dir) / "frames")
+        for name in ("float32", "mixed_bfloat16"):
+            keras.utils.set_random_seed(0)
+            trainer = Trainer(config, Path(run_dir) / name, tf.distribute.get_strategy(), name)
+            loops[name] = (trainer, iter(data.train_batches(config, frames, 0)))
+        rates: dict[str, list[float]] = {name: [] for name in loops}
+        for trainer, batches in loops.values():  # trace and warm up
+            [float(trainer.step_fn(next(batches))["gen"]) for _ in range(2)]
+        for _ in range(rounds):
+            for name, (trainer, batches) in loops.items():
+                rates[name].append(steps / timed(
+                    lambda t=trainer, b=batches: [float(t.step_fn(next(b))["gen"]) for _ in range(steps)]))
+    base = float(np.median(rates["float32"]))
+    native = cpu_flags("avx512_bf16", "amx_bf16")
+    return {"cpu_bfloat16_features": native or ["none"], "float32_steps_per_s": round(base, 2),
+            "mixed_bfloat16_vs_float32": round(float(np.median(rates["mixed_bfloat16"])) / base, 2),
+            "setup": f"demo preset (128x128, windows of 6, mask head), batch 1, bundled clip; medians of {rounds} "
+                     f"rounds of {steps} steps past 2 warm-up steps, alternating"}
+
+
 def _rate(output: str, prefix: str = "") -> float:
     """The last steps/s a training run printed (plain lines), from the lines starting with `prefix`."""
     rates = [float(line.split("steps/s")[0].split()[-1]) for line in output.splitlines()
@@ -383,7 +477,7 @@ def workers(steps: int = 150) -> dict:
 
 
 SECTIONS = {"cli": cli, "pipeline": pipeline, "memory": memory, "training": training, "techniques": techniques,
-            "converters": converters, "rollout": rollout, "workers": workers}
+            "converters": converters, "rollout": rollout, "workers": workers, "int8": int8, "precision": precision}
 
 
 def main(names: list[str]) -> None:

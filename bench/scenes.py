@@ -12,8 +12,11 @@ horizon, scrolling the other way, slower. A model that learned only the first sh
 or motion; the second is as learnable as the first and also never ends, so `two_shot_at` past the film's end is
 the true future of its last frame. Its frames also depend on the film's length, which places the cut.
 
+`street` (`bench/street.py`) is a fixed camera on a street: a still place, and people, cyclists and cars crossing it.
+
     python -m bench.scenes window --frames 3000 --size 256x256 --fps 24 --seed 0 --out window.mp4
     python -m bench.scenes two_shot --frames 1200 --size 128x128 --out two_shot.mp4
+    python -m bench.scenes street --frames 1200 --size 128x128 --out street.mp4
 """
 
 from __future__ import annotations
@@ -414,7 +417,10 @@ def two_shot_at(index: int, frames: int, size: tuple[int, int] = (256, 256), see
     return build_dusk(tuple(size), seed).render(index - cut, light)
 
 
-SCENES: dict[str, Callable[..., Iterator[np.ndarray]]] = {"window": window, "two_shot": two_shot}
+def scenes() -> dict[str, Callable[..., Iterator[np.ndarray]]]:
+    from bench.street import street  # built on this module's textures, so imported when asked for
+
+    return {"window": window, "two_shot": two_shot, "street": street}
 
 
 def write(path: Path, frames: int, size: tuple[int, int] = (256, 256), fps: float = 24.0, seed: int = 0,
@@ -422,7 +428,7 @@ def write(path: Path, frames: int, size: tuple[int, int] = (256, 256), fps: floa
     """Render a scene and encode it to `path` atomically: nothing is left under the name if rendering fails."""
     if frames < 1:
         raise UserError(f"--frames must be at least 1, not {frames}")
-    return encode(path, lambda: SCENES[scene](frames, size, seed, light), frames, size, fps, scene)
+    return encode(path, lambda: scenes()[scene](frames, size, seed, light), frames, size, fps, scene)
 
 
 def encode(path: Path, render: Callable[[], Iterable[np.ndarray]], frames: int, size: tuple[int, int], fps: float,
@@ -474,7 +480,7 @@ def parse_size(text: str) -> tuple[int, int]:
 
 def run(argv: list[str]) -> None:
     parser = _Parser(prog="python -m bench.scenes", description="Render a procedural scene with a known future.")
-    parser.add_argument("scene", help=f"one of: {', '.join(SCENES)}")
+    parser.add_argument("scene", help=f"one of: {', '.join(scenes())}")
     parser.add_argument("--frames", type=int, default=3000, help="how many frames to render")
     parser.add_argument("--size", default="256x256", help="HEIGHTxWIDTH")
     parser.add_argument("--fps", type=float, default=24.0)
@@ -482,8 +488,8 @@ def run(argv: list[str]) -> None:
     parser.add_argument("--light", action="store_true", help=f"slow light change over {LIGHT_PERIOD} frames")
     parser.add_argument("--out", type=Path, help="video file (default: SCENE.mp4)")
     args = parser.parse_args(argv)
-    if args.scene not in SCENES:
-        raise UserError(f"unknown scene {args.scene!r}; choose from {', '.join(SCENES)}")
+    if args.scene not in scenes():
+        raise UserError(f"unknown scene {args.scene!r}; choose from {', '.join(scenes())}")
     if args.fps <= 0:
         raise UserError(f"--fps must be positive, not {args.fps}")
     out = args.out or Path(f"{args.scene}.mp4")

@@ -32,7 +32,7 @@ from infer.progress import Steps
 from infer.rollout import ORIGIN_STEP_RATE
 from infer.runner import Model, Stepper, load
 from infer.video import VideoInfo, encoding, file_sha256, probe, read_frames
-from infer.yardstick import LIMIT, ROLLING, Judge, Reference, ReferenceBuilder, short_horizon
+from infer.yardstick import LIMIT, ROLLING, TRAVEL, Judge, Reference, ReferenceBuilder, short_horizon
 
 METRICS = {"l1": "lower", "psnr": "higher", "ssim": "higher"}
 FILMSTRIP_STEPS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
@@ -246,8 +246,8 @@ def _compared_lines(report: dict) -> list[str]:
     return lines
 
 
-def _clipped(values: list[float], top: float = 4.0) -> list[float]:
-    return [min(v, top) for v in values]
+def _clipped(values: list[float | None], top: float = 4.0) -> list[float | None]:
+    return [None if v is None else min(v, top) for v in values]
 
 
 def long_strip(report: dict, shown: dict[int, np.ndarray], real: dict[int, np.ndarray]) -> tuple[str, np.ndarray]:
@@ -281,6 +281,11 @@ def draw_report(report: dict, out: Path, predicted: list[np.ndarray], shown: dic
                                    f"{ROLLING} steps; film-like inside the band; drawn at most 4)",
                                    line_chart({f"{name} ratio": _clipped(ratios[name])}, f"{name} / real film",
                                               "ratio", band=tuple(bands[f"{name}_band"]), band_label="film-like"))
+    pictures["travel.png"] = (f"Travel of the rollout over the real film's: how far its per-pixel range moves from "
+                              f"{TRAVEL} steps to the next {TRAVEL} (0 when things change in place but go nowhere; "
+                              f"rolling median of {ROLLING} steps; film-like above the floor; drawn at most 4)",
+                              line_chart({"travel ratio": _clipped(ratios["travel"])}, "travel / real film", "ratio",
+                                         band=(bands["travel_floor"], 4.0), band_label="film-like"))
     pictures["realism.png"] = ("Distance to the nearest training frame (realism) and colour-histogram distance, "
                                "each over real held-out frames' (film-like below 2; drawn at most 4)",
                                line_chart({"realism": _clipped(ratios["realism"]),
@@ -313,7 +318,8 @@ code{{background:#f4f4f4;padding:0 .3em}}h2{{font-size:1.3em}}</style></head><bo
 <ul>{summary}</ul>
 <p>Model <code>{html.escape(report['model'])}</code> (training step {report['training_step']}) on
 <code>{html.escape(report['video'])}</code>, from frame {report['start_frame']}, {report['stride']} frames a step.
-A continuation is film-like while its motion and sharpness stay within half and twice the real film's, and its
+A continuation is film-like while its motion and sharpness stay within half and twice the real film's, what
+changes goes somewhere (its travel over {TRAVEL} steps is at least half the film's), and its
 distance to the film's nearest training frame and its colour distance stay within twice that of {scale} (each a
 rolling median over {ROLLING} steps).</p>
 <figure><video controls preload="metadata" src="rollout.mp4" width="{4 * VIDEO_HEIGHT}"></video>

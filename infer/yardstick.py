@@ -4,6 +4,14 @@ A continuation is judged against the real film's own statistics, at the model's 
 
 - motion per step and sharpness (`infer.metrics`: variance of a Laplacian), as ratios to the real film's
   medians: a freeze, a boil, a blur and noise each push one of them out;
+- travel: whether anything goes anywhere. Each pixel's range (its brightest and darkest grey) over TRAVEL steps
+  is compared with its range over the next TRAVEL steps, as a ratio to the real film's same. Whatever changes in
+  place with a period of up to TRAVEL steps (a ghost flickering every other step, a slow pulse) has the same
+  range in both, whatever its phase, and reads 0; whatever moves carries its range with it. Motion per step
+  can't tell the two apart (a flicker changes every pixel every step), and neither can a mean over steps (a
+  pulse whose period does not divide the window leaves a remainder), nor a dense optical flow (which
+  "explains" a flicker as motion too). Only a floor: a rolling median below half the film's ends it;
+  moving too much already reads as boiling;
 - colour: the distance of a frame's colour histogram to the training frames' mean histogram, over the
   median of the same distance for the real held-out frames;
 - realism: the distance (RMS over 32x32 RGB thumbnails) to the nearest frame of the training span, over the
@@ -33,6 +41,7 @@ from infer import metrics
 from infer.frames import to_unit
 
 BAND = (0.5, 2.0)  # motion and sharpness ratios to the real film's medians (at least; see `widened`)
+TRAVEL = 10  # steps in each of the two spans whose per-pixel ranges travel compares
 LIMIT = 2.0  # colour and realism: times the real held-out frames' own distance
 ROLLING = 10  # steps in the trailing rolling median
 THUMB = 32  # thumbnail side for realism
@@ -47,6 +56,7 @@ REASONS = {
     "turns to noise": "sharpness above the real film's band (twice its median, or more)",
     "freezes": "motion below the real film's band",
     "boils": "motion above the real film's band",
+    "flickers in place": f"travel over {TRAVEL} steps below half the real film's: things change but go nowhere",
     "drifts in colour": "colour histogram more than twice as far from the film's as real held-out frames",
     "leaves the film's world": "more than twice as far from every training frame as real held-out frames are",
 }
@@ -70,6 +80,25 @@ def nearest(queries: np.ndarray, world: np.ndarray, chunk: int = 256) -> np.ndar
     return np.concatenate(out) if out else np.zeros(0, np.float32)
 
 
+def grey(pixels: np.ndarray) -> np.ndarray:
+    return pixels @ np.array([0.299, 0.587, 0.114], np.float32)
+
+
+class Travel:
+    """Travel of a sequence of frames one step apart: `add` returns it once 2 * TRAVEL frames are in, else None."""
+
+    def __init__(self):
+        self.recent: deque[np.ndarray] = deque(maxlen=2 * TRAVEL)
+
+    def add(self, pixels: np.ndarray) -> float | None:
+        self.recent.append(grey(pixels))
+        if len(self.recent) < 2 * TRAVEL:
+            return None
+        frames = np.stack(self.recent)
+        before, after = frames[:TRAVEL], frames[TRAVEL:]
+        return float(np.abs(before.max(0) - after.max(0)).mean() + np.abs(before.min(0) - after.min(0)).mean())
+
+
 def rolling_median(values: list[float], window: int = ROLLING) -> list[float]:
     """Step k's value is the median of the `window` steps ending at k, or of the first `window` steps while
     k is earlier: one odd step (such as the jump from the real start frame into the model's own picture)
@@ -83,8 +112,10 @@ class Reference:
 
     motion: float  # median motion per step
     sharpness: float  # median sharpness
+    travel: float  # median travel
     motion_band: tuple[float, float]  # ratios to `motion` inside which a continuation moves like the film
     sharpness_band: tuple[float, float]
+    travel_floor: float  # the ratio to `travel` below which nothing goes anywhere
     histogram: np.ndarray  # mean colour histogram of the training span
     colour_scale: float  # median colour distance of real held-out frames to `histogram`
     world: np.ndarray  # thumbnails of the training span
@@ -97,12 +128,15 @@ class Reference:
 
     def summary(self) -> dict:
         return {"motion_median": round(self.motion, 6), "sharpness_median": round(self.sharpness, 8),
-                "motion_band": [round(v, 4) for v in self.motion_band],
+                "travel_median": round(self.travel, 6), "motion_band": [round(v, 4) for v in self.motion_band],
                 "sharpness_band": [round(v, 4) for v in self.sharpness_band],
+                "travel_floor": round(self.travel_floor, 4),
                 "colour_scale": round(self.colour_scale, 6), "realism_scale": round(self.realism_scale, 6),
                 "training_frames_searched": len(self.world), "spans": self.spans,
                 "motion": "mean |frame t+stride - frame t|, frames in [0, 1]",
                 "sharpness": "variance of the 3x3 Laplacian of the grey frame",
+                "travel": f"mean |per-pixel grey max over {TRAVEL} steps - the same over the next {TRAVEL}| + the "
+                          "same of the minimum",
                 "rolling_median_steps": ROLLING, "limit": LIMIT}
 
 
@@ -118,6 +152,9 @@ class ReferenceBuilder:
         self.every = max(1, math.ceil((world_span[1] - world_span[0]) / MAX_THUMBS))
         self.held_every = max(1, math.ceil((frames - world_span[1]) / MAX_THUMBS))
         self.recent: deque[tuple[int, np.ndarray]] = deque(maxlen=stride + 1)  # the frame `stride` back is [0]
+        self.travels = {"stats": Travel(), "held": Travel()}  # over frames `stride` apart, from each span's start
+        self.travel: list[float] = []
+        self.held_travel: list[float] = []
         self.motion: list[float] = []
         self.sharpness: list[float] = []
         self.held_motion: list[float] = []  # the real held-out frames', for the bands
@@ -133,6 +170,7 @@ class ReferenceBuilder:
         self.recent.append((index, pixels))
         earlier = self.recent[0][0] if index - self.recent[0][0] == self.stride else None
         motion = metrics.motion(self.recent[0][1], pixels) if earlier is not None else None
+        self._add_travel(index, pixels)
         if index >= self.world_span[1]:
             self.held_sharpness.append(sharpness)
             if motion is not None and earlier >= self.world_span[1]:
@@ -148,6 +186,15 @@ class ReferenceBuilder:
         elif index >= self.world_span[1] and (index - self.world_span[1]) % self.held_every == 0:
             self.held_out.append((thumbnail(frame), metrics.histogram(pixels)))
 
+    def _add_travel(self, index: int, pixels: np.ndarray) -> None:
+        """Travel over the statistics span and over the held-out frames, each `stride` frames apart from the span's
+        start."""
+        spans = {"stats": (*self.stats_span, self.travel), "held": (self.world_span[1], math.inf, self.held_travel)}
+        for name, (start, stop, series) in spans.items():
+            if start <= index < stop and (index - start) % self.stride == 0 and \
+                    (travel := self.travels[name].add(pixels)) is not None:
+                series.append(travel)
+
     def finish(self) -> Reference:
         world = np.stack(self.world)
         mean = np.mean(self.histograms, axis=0)
@@ -162,7 +209,9 @@ class ReferenceBuilder:
         colour = float(np.median([metrics.histogram_distance(h, mean) for h in histograms]))
         motion = max(float(np.median(self.motion)) if self.motion else 0.0, MOTION_FLOOR)
         sharpness = max(float(np.median(self.sharpness)), SHARPNESS_FLOOR)
-        return Reference(motion=motion, sharpness=sharpness,
+        travel = max(float(np.median(self.travel)) if self.travel else 0.0, MOTION_FLOOR)
+        return Reference(motion=motion, sharpness=sharpness, travel=travel,
+                         travel_floor=widened(self.held_travel, travel, 1)[0],
                          motion_band=widened(self.held_motion, motion, self.stride),
                          sharpness_band=widened(self.held_sharpness, sharpness, self.stride), histogram=mean,
                          colour_scale=max(colour, DISTANCE_FLOOR), world=world,
@@ -187,6 +236,9 @@ class Judge:
     def __init__(self, reference: Reference, start: np.ndarray):
         self.reference = reference
         self.previous = to_unit(start)
+        self.travels = Travel()
+        self.travels.add(self.previous)
+        self.travel: list[float | None] = []
         self.motion: list[float] = []
         self.sharpness: list[float] = []
         self.colour: list[float] = []
@@ -198,6 +250,7 @@ class Judge:
         self.motion.append(metrics.motion(self.previous, pixels))
         self.sharpness.append(metrics.sharpness(pixels))
         self.colour.append(self.reference.colour(pixels))
+        self.travel.append(self.travels.add(pixels))
         self.thumbs.append(thumbnail(frame))
         self.previous = pixels
         return self.motion[-1]
@@ -205,10 +258,13 @@ class Judge:
     def verdict(self) -> dict:
         ref = self.reference
         realism = (nearest(np.stack(self.thumbs), ref.world) / ref.realism_scale).tolist()
+        known = [t for t in self.travel if t is not None]  # the first 2 * TRAVEL - 1 steps have none yet
+        unknown = len(self.travel) - len(known)
         ratios = {"motion": [m / ref.motion for m in rolling_median(self.motion)],
                   "sharpness": [s / ref.sharpness for s in rolling_median(self.sharpness)],
+                  "travel": [None] * unknown + [t / ref.travel for t in rolling_median(known)],
                   "colour": rolling_median(self.colour), "realism": rolling_median(realism)}
-        failing = [_failing(ref, *(ratios[name][k] for name in ("motion", "sharpness", "colour", "realism")))
+        failing = [_failing(ref, *(ratios[name][k] for name in ("motion", "sharpness", "travel", "colour", "realism")))
                    for k in range(len(self.motion))]
         ends = next((k for k, reasons in enumerate(failing) if reasons), None)
         steps = len(self.motion)
@@ -220,17 +276,20 @@ class Judge:
             "failing_at_end": [] if ends is None else failing[ends],
             "alive_fraction": round(sum(not f for f in failing) / max(steps, 1), 4),
             "reference": ref.summary(),
-            "ratios": {name: [round(v, 4) for v in values] for name, values in ratios.items()},
+            "ratios": {name: [None if v is None else round(v, 4) for v in values] for name, values in ratios.items()},
             "per_step": {"motion": _rounded(self.motion), "sharpness": _rounded(self.sharpness, 8),
+                         "travel": [None if t is None else round(t, 6) for t in self.travel],
                          "colour": _rounded(self.colour), "realism": _rounded(realism)},
             "summary": describe(horizon, steps, None if ends is None else failing[ends][0]),
         }
 
 
-def _failing(ref: Reference, motion: float, sharpness: float, colour: float, realism: float) -> list[str]:
+def _failing(ref: Reference, motion: float, sharpness: float, travel: float | None, colour: float,
+             realism: float) -> list[str]:
     (still, boiling), (blurred, noisy) = ref.motion_band, ref.sharpness_band
     checks = {"blurs": sharpness < blurred, "turns to noise": sharpness > noisy, "freezes": motion < still,
-              "boils": motion > boiling, "drifts in colour": colour > LIMIT, "leaves the film's world": realism > LIMIT}
+              "boils": motion > boiling, "flickers in place": travel is not None and travel < ref.travel_floor,
+              "drifts in colour": colour > LIMIT, "leaves the film's world": realism > LIMIT}
     return [reason for reason in REASONS if checks[reason]]
 
 

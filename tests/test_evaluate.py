@@ -81,7 +81,7 @@ def test_the_report_names_every_image_and_each_exists(report):
     numbers, out = report
     page = (out / "index.html").read_text()
     images = re.findall(r'<img src="([^"]+)"', page)
-    assert set(images) == {"l1.png", "psnr.png", "ssim.png", "motion.png", "sharpness.png", "realism.png",
+    assert set(images) == {"l1.png", "psnr.png", "ssim.png", "motion.png", "sharpness.png", "realism.png", "travel.png",
                            "filmstrip.png", "long.png"}
     assert all((out / name).is_file() and (out / name).stat().st_size > 1000 for name in images)
     assert "http" not in page  # readable offline

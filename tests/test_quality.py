@@ -29,7 +29,7 @@ def test_every_run_has_the_same_budget_and_only_the_seed_and_the_setting_differ(
     assert (base.train.seed, other.train.seed) == (0, 1)
     assert (base.train.l1_weight, other.train.l1_weight) == (100.0, 10)
     with pytest.raises(UserError, match="unknown video"):
-        videos(["street"], tmp_path)
+        videos(["subway"], tmp_path)
 
 
 def run(horizon: int, reason: str, ratio: float) -> dict:

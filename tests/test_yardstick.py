@@ -11,7 +11,7 @@ from bench.scenes import window
 from infer import metrics
 from infer.frames import to_model, to_unit
 from infer.health import Monitor
-from infer.yardstick import Judge, ReferenceBuilder, describe, rolling_median, short_horizon
+from infer.yardstick import TRAVEL, Judge, ReferenceBuilder, describe, rolling_median, short_horizon
 
 STRIDE, FRAMES, TRAIN, START = 2, 360, (0, 240), 240
 STEPS = (FRAMES - 1 - START) // STRIDE
@@ -62,6 +62,30 @@ def test_the_real_future_itself_is_alive_to_the_end(reference, film, future):
     assert verdict["alive_fraction"] == 1.0
     assert verdict["summary"] == f"stays film-like for all {STEPS} steps"
     assert 0.8 < np.median(verdict["ratios"]["motion"]) < 1.25  # the scene moves at constant speeds
+    travel = [t for t in verdict["ratios"]["travel"] if t is not None]
+    assert len(travel) == STEPS - (2 * TRAVEL - 2) and 0.7 < np.median(travel) < 1.4
+    assert min(travel) > verdict["reference"]["travel_floor"]
+
+
+@pytest.mark.parametrize("period", [2, 8])
+def test_a_picture_that_changes_in_place_but_goes_nowhere_flickers_in_place_though_it_moves_like_the_film(
+        reference, film, period):
+    """Real frames played back and forth: every step changes as much as a real step, a ghost flickering every
+    other step (period 2) or a slow pulse (4 steps on, 4 back), and nothing goes anywhere."""
+    swing = [film[START + STRIDE * min(k % period, period - k % period)] for k in range(1, STEPS + 1)]
+    verdict = judge(reference, film[START], swing)
+    assert verdict["ends_because"] == "flickers in place"
+    assert verdict["ends_at_step"] == 2 * TRAVEL - 1  # the first step with a travel to judge (the start is one)
+    assert 0.5 < np.median(verdict["ratios"]["motion"]) < 2  # per-step motion reads film-like
+    assert max(t for t in verdict["ratios"]["travel"] if t is not None) < 0.01
+
+
+def test_a_frame_translated_one_pixel_a_step_travels(reference, film):
+    sliding = [np.roll(film[START], k, axis=1) for k in range(1, STEPS + 1)]
+    verdict = judge(reference, film[START], sliding)
+    assert "flickers in place" not in (verdict["ends_because"], *verdict["failing_at_end"])
+    travel = [t for t in verdict["ratios"]["travel"] if t is not None]
+    assert min(travel) > verdict["reference"]["travel_floor"]
 
 
 def test_a_film_whose_held_out_part_is_sharper_and_stiller_is_still_alive_in_its_real_future(film, future):
