@@ -142,12 +142,14 @@ def _tf2onnx(generator: keras.Model, output: str, opset: int) -> onnx.ModelProto
 
 
 def to_fp16(proto: onnx.ModelProto) -> onnx.ModelProto:
-    """Weights and math in float16 for GPU providers; the input and output stay float32."""
+    """Weights and math in float16 for GPU providers; the input and output stay float32, and so does the warp
+    head's GridSample (ONNX Runtime's CPU and CUDA kernels take float only)."""
     from onnxconverter_common import float16
 
     with warnings.catch_warnings():  # "float32 number truncated": tiny weights rounding, expected in float16
         warnings.simplefilter("ignore", UserWarning)
-        return float16.convert_float_to_float16(proto, keep_io_types=True)
+        return float16.convert_float_to_float16(proto, keep_io_types=True,
+                                                op_block_list=[*float16.DEFAULT_OP_BLOCK_LIST, "GridSample"])
 
 
 def save(proto: onnx.ModelProto, path: Path, meta: Contract) -> None:

@@ -18,7 +18,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from trainer.model import AddToFrame, KeepOrRedraw
+from trainer.model import AddToFrame, KeepOrRedraw, KeepWarpOrDraw
 
 
 class NoWriter(ValueError):
@@ -164,6 +164,34 @@ def _keep_or_redraw(graph: Graph, layer: KeepOrRedraw, inputs: list[str]) -> str
     return graph.node("Add", [kept, graph.node("Mul", [redraw, drawn], f"{name}/redrawn")], name)
 
 
+def _keep_warp_or_draw(graph: Graph, layer: KeepWarpOrDraw, inputs: list[str]) -> str:
+    """The warp head: weights (softmax over channels 3-5) for the frame kept, the frame warped and the drawn frame
+    (tanh of channels 0-2). The warp is GridSample (bilinear, border, align_corners: pixel centres at -1 and 1, as
+    Keras' clamped gather), its grid the pixels' own coordinates plus the flow scaled to that range; the frame is
+    already channels-first, the grid goes channels-last."""
+    raw, flow, frame = inputs
+    name = layer.name
+    height, width = layer.input[2].shape[1:3]
+
+    def channels(source: str, first: int, last: int, what: str) -> str:
+        bounds = [graph.weight(np.array([v]), f"{name}/{what}_{end}") for end, v in (("from", first), ("to", last))]
+        return graph.node("Slice", [source, *bounds, graph.weight(np.array([1]), f"{name}/{what}_axis")],
+                          f"{name}/{what}")
+
+    drawn = graph.node("Tanh", [channels(raw, 0, 3, "raw_drawn")], f"{name}/drawn")
+    weights = graph.node("Softmax", [channels(raw, 3, 6, "raw_weights")], f"{name}/weights", axis=1)
+    rows, cols = np.meshgrid(np.linspace(-1, 1, height), np.linspace(-1, 1, width), indexing="ij")
+    base = graph.weight(np.stack([cols, rows], axis=-1)[None], f"{name}/base_grid")
+    scale = graph.weight(np.array([2 / max(width - 1, 1), 2 / max(height - 1, 1)]), f"{name}/flow_scale")
+    grid = graph.node("Transpose", [flow], f"{name}/flow_nhwc", perm=[0, 2, 3, 1])
+    grid = graph.node("Add", [graph.node("Mul", [grid, scale], f"{name}/flow_scaled"), base], f"{name}/grid")
+    moved = graph.node("GridSample", [frame, grid], f"{name}/moved", mode="bilinear", padding_mode="border",
+                       align_corners=1)
+    parts = [graph.node("Mul", [channels(weights, k, k + 1, f"weight{k}"), source], f"{name}/part{k}")
+             for k, source in enumerate((frame, moved, drawn))]
+    return graph.node("Add", [graph.node("Add", parts[:2], f"{name}/kept_or_moved"), parts[2]], name)
+
+
 def _identity(graph: Graph, layer: keras.layers.Layer, inputs: list[str]) -> str:
     """Dropout: nothing at inference."""
     return inputs[0]
@@ -174,7 +202,7 @@ WRITERS: dict[type, Callable[[Graph, keras.layers.Layer, list[str]], str]] = {
     keras.layers.GroupNormalization: _instance_norm, keras.layers.LeakyReLU: _leaky_relu,
     keras.layers.ReLU: _relu, keras.layers.Concatenate: _concatenate, keras.layers.Activation: _activation,
     keras.layers.Dropout: _identity, keras.layers.UpSampling2D: _upsample, AddToFrame: _add_to_frame,
-    KeepOrRedraw: _keep_or_redraw,
+    KeepOrRedraw: _keep_or_redraw, KeepWarpOrDraw: _keep_warp_or_draw,
 }
 
 

@@ -22,7 +22,7 @@ PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 STRATEGIES = ("auto", "default", "mirrored", "multiworker")
 FITS = ("squash", "crop")
 UPSAMPLES = ("transpose", "resize")
-HEADS = ("direct", "residual", "mask")
+HEADS = ("direct", "residual", "mask", "warp")
 BEST_BY = ("l1", "continuation")
 SPLIT_NAMES = ("train", "val", "test")
 FINAL_SPLITS = (1.0, 0.0, 0.0)  # --final: every frame up to the film's end is trained on
@@ -55,9 +55,10 @@ class ModelConfig:
     dropout: float = 0.5  # in the first three up blocks, training only
     context: int = 1  # frames the generator sees, `stride` apart, oldest to newest; 1 is plain pix2pix
     # What the last layer's output means. direct: the next frame (pix2pix); residual: a change added to the newest
-    # context frame, kept in [-1, 1]; mask: a drawn frame and a mask that keeps the newest frame's pixels where it is 1.
+    # context frame, kept in [-1, 1]; mask: a drawn frame and a mask that keeps the newest frame's pixels where it is 1;
+    # warp: per pixel, keep the newest frame, take it warped by a predicted flow, or take a drawn frame.
     head: str = "direct"
-    keep_init: float = 0.5  # the mask head's share of the newest frame kept everywhere before training
+    keep_init: float = 0.5  # the mask or warp head's share of the newest frame kept everywhere before training
     upsample: str = "transpose"  # transpose: 4x4 transposed convolutions; resize: nearest 2x, then a 3x3 convolution
 
 
@@ -169,9 +170,9 @@ class Config:
         if not 0 < m.keep_init < 1:
             raise UserError(f"keep_init is a share of pixels kept: give a number between 0 and 1, e.g. 0.95 (got "
                             f"{m.keep_init})")
-        if m.keep_init != 0.5 and m.head != "mask":
-            raise UserError(f"keep_init is the mask head's, and this model's head is {m.head}: add --head mask, or "
-                            f"leave keep_init at 0.5")
+        if m.keep_init != 0.5 and m.head not in ("mask", "warp"):
+            raise UserError(f"keep_init is the mask and warp heads', and this model's head is {m.head}: add --head "
+                            f"mask, or leave keep_init at 0.5")
         if m.upsample not in UPSAMPLES:
             raise UserError(f"upsample must be one of {', '.join(UPSAMPLES)} (got {m.upsample!r})")
         if t.precision not in PRECISIONS:

@@ -126,6 +126,9 @@ def load(path: Path, provider: str = "auto") -> Model:
                             "feeds NHWC in [-1, 1], one input per context frame")
         device = "cpu" if name == "cpu" else "cuda"
         note = f" ({'; '.join(tried)})" if tried else ""
+        if name == "tensorrt" and contract.config.model.head == "warp":
+            note += ("; the warp head runs GridSample, which some TensorRT versions compute wrong "
+                     "(NVIDIA/TensorRT#4646): if the picture slides or smears, run with --provider cuda")
         print(f"provider: {PROVIDERS[name]}{', ' + graphs_note if graphs_note else ''}{note}", flush=True)
         return Model(session, contract, PROVIDERS[name], device, graphs=graph_session is not None)
     if "cpu" not in wanted and (refusal := _cpu_refusal(path, available)):  # a GPU provider asked by name

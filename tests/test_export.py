@@ -204,7 +204,7 @@ def test_a_mixed_precision_run_trains_logs_its_loss_scale_and_exports_as_float32
 
 
 @pytest.mark.parametrize(("context", "head", "upsample"), [(1, "direct", "transpose"), (3, "residual", "resize"),
-                                                           (1, "mask", "transpose")])
+                                                           (1, "mask", "transpose"), (2, "warp", "resize")])
 def test_the_graph_is_channels_first_with_fused_instance_norm_and_matches_keras_at_any_batch(context, head,
                                                                                            upsample):
     import keras
@@ -221,13 +221,14 @@ def test_the_graph_is_channels_first_with_fused_instance_norm_and_matches_keras_
     generator = model.generator(config)
     proto = to_onnx(generator, "next_frame", 17)
     ops = [node.op_type for node in proto.graph.node]
-    assert ops.count("Transpose") == context + 1 and ops[0] == ops[-1] == "Transpose"  # only at the ends
+    flow = head == "warp"  # the warp head's flow goes channels-last for GridSample's grid
+    assert ops.count("Transpose") == context + 1 + flow and ops[0] == ops[-1] == "Transpose"  # else only at the ends
     assert [i.name for i in proto.graph.input] == input_names(context)  # oldest first, the newest is "frame"
     assert proto.ir_version == 8  # the oldest opset 17 allows: older ONNX Runtime builds load it
     norms = sum(isinstance(layer, keras.layers.GroupNormalization) for layer in generator.layers)
     assert ops.count("InstanceNormalization") == norms and "Dropout" not in ops
     assert ("Clip" in ops) == (head == "residual") and ("ConvTranspose" in ops) == (upsample == "transpose")
-    assert ("Sigmoid" in ops) == (head == "mask")
+    assert ("Sigmoid" in ops) == (head == "mask") and ("GridSample" in ops) == flow
     session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
     frames = list(np.random.default_rng(0).uniform(-1, 1, (context, 3, 64, 128, 3)).astype(np.float32))
     onnx_out = session.run(None, dict(zip(input_names(context), frames, strict=True)))[0]

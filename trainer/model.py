@@ -40,6 +40,46 @@ class KeepOrRedraw(layers.Layer):
         return keep * frame + (1.0 - keep) * drawn
 
 
+@keras.saving.register_keras_serializable(package="epilogue")
+class KeepWarpOrDraw(layers.Layer):
+    """The warp head: from six channels, a drawn frame (tanh) and three weights per pixel (softmax) for keeping the
+    newest frame exactly, taking it warped by the flow (2 channels, in pixels: the newest frame is sampled at
+    (x + dx, y + dy)), or taking the drawn frame. A mask head can only redraw a pixel that moves, and a redraw
+    learned under L1 is the blur of where it might be; a warp moves it. The exact keep stays a choice of its own:
+    a warp that must also hold the still background resamples it at every step, and it flows away."""
+
+    def call(self, inputs):
+        raw, flow, frame = inputs
+        drawn, weights = keras.ops.tanh(raw[..., :3]), keras.ops.softmax(raw[..., 3:], axis=-1)
+        moved = warp(frame, flow)
+        return weights[..., :1] * frame + weights[..., 1:2] * moved + weights[..., 2:] * drawn
+
+
+def warp(frame, flow):
+    """`frame` sampled at each pixel plus `flow` ([..., 0] across, [..., 1] down, in pixels): bilinear, coordinates
+    clamped to the border, gathered in float32 (half precision would round sub-pixel motion away); differentiable in
+    the flow through the bilinear weights. ONNX's GridSample (bilinear, border, align_corners) computes the same."""
+    batch, height, width, channels = keras.ops.shape(frame)
+    rows, cols = keras.ops.meshgrid(keras.ops.arange(height, dtype="float32"),
+                                    keras.ops.arange(width, dtype="float32"), indexing="ij")
+    x = keras.ops.clip(cols + flow[..., 0], 0.0, width - 1.0)
+    y = keras.ops.clip(rows + flow[..., 1], 0.0, height - 1.0)
+    x0, y0 = keras.ops.floor(x), keras.ops.floor(y)
+    fx, fy = (x - x0)[..., None], (y - y0)[..., None]
+    flat = keras.ops.reshape(frame, (batch, height * width, channels))
+
+    def at(row, col):
+        index = keras.ops.cast(row * width + col, "int32")
+        index = keras.ops.broadcast_to(keras.ops.reshape(index, (batch, height * width, 1)),
+                                       (batch, height * width, channels))
+        return keras.ops.reshape(keras.ops.take_along_axis(flat, index, axis=1), (batch, height, width, channels))
+
+    x1, y1 = keras.ops.minimum(x0 + 1, width - 1.0), keras.ops.minimum(y0 + 1, height - 1.0)
+    top = at(y0, x0) * (1 - fx) + at(y0, x1) * fx
+    bottom = at(y1, x0) * (1 - fx) + at(y1, x1) * fx
+    return top * (1 - fy) + bottom * fy
+
+
 def _init() -> keras.initializers.Initializer:
     """N(0, 0.02) as in pix2pix, a new one per layer: a Keras 3 initializer without a seed object draws the
     same values on every call, so one shared instance would start every same-shaped layer identical."""
@@ -60,14 +100,16 @@ def _down(x, filters: int, norm: bool, name: str):
     return layers.LeakyReLU(0.2, name=f"{name}_act")(x)
 
 
-def _up(x, filters: int, config: Config, name: str, bias: bool = False):
+def _up(x, filters: int, config: Config, name: str, bias: bool = False, zero: bool = False, dtype: str | None = None):
     """2x larger: a 4x4 transposed convolution, or nearest-neighbour doubling then a 3x3 convolution (no
-    checkerboard pattern to compound over a long rollout: Odena et al., 2016)."""
+    checkerboard pattern to compound over a long rollout: Odena et al., 2016). `zero`: starts out all zeros."""
+    init = keras.initializers.Zeros() if zero else _init()
     if config.model.upsample == "transpose":
-        return layers.Conv2DTranspose(filters, 4, strides=2, padding="same", use_bias=bias,
-                                      kernel_initializer=_init(), name=f"{name}_conv")(x)
+        return layers.Conv2DTranspose(filters, 4, strides=2, padding="same", use_bias=bias, kernel_initializer=init,
+                                      dtype=dtype, name=f"{name}_conv")(x)
     x = layers.UpSampling2D(2, interpolation="nearest", name=f"{name}_resize")(x)
-    return layers.Conv2D(filters, 3, padding="same", use_bias=bias, kernel_initializer=_init(), name=f"{name}_conv")(x)
+    return layers.Conv2D(filters, 3, padding="same", use_bias=bias, kernel_initializer=init, dtype=dtype,
+                         name=f"{name}_conv")(x)
 
 
 def _context(config: Config, names: list[str]) -> tuple[list, object]:
@@ -93,25 +135,31 @@ def generator(config: Config) -> keras.Model:
         x = layers.ReLU(name=f"up{i}_act")(x)
         x = layers.Concatenate(name=f"up{i}_skip")([x, skips[level]])
     head = config.model.head
-    x = _up(x, 4 if head == "mask" else 3, config, "out", bias=True)
+    features, x = x, _up(x, {"mask": 4, "warp": 6}.get(head, 3), config, "out", bias=True)
     if head == "mask":
         next_frame = KeepOrRedraw(dtype="float32", name="next_frame")([x, frames[-1]])
+    elif head == "warp":  # the flow from a convolution of its own, in float32, starting still
+        flow = _up(features, 2, config, "flow", bias=True, zero=True, dtype="float32")
+        next_frame = KeepWarpOrDraw(dtype="float32", name="next_frame")([x, flow, frames[-1]])
     elif head == "residual":
         change = layers.Activation("tanh", dtype="float32", name="change")(x)
         next_frame = AddToFrame(dtype="float32", name="next_frame")([change, frames[-1]])
     else:
         next_frame = layers.Activation("tanh", dtype="float32", name="next_frame")(x)  # float32 under mixed precision
     model = keras.Model(frames, next_frame, name="generator")
-    if head == "mask":
-        _start_keeping(model.get_layer("out_conv"), config.model.keep_init)
+    if head in ("mask", "warp"):
+        _start_keeping(model.get_layer("out_conv"), config.model.keep_init, head)
     return model
 
 
-def _start_keeping(out: layers.Layer, share: float) -> None:
-    """The mask channel's bias, so that before training the mask keeps `share` of the newest frame everywhere.
-    Near 1, the untrained model is nearly a copy of its input and training learns what to redraw (measured in
-    README, Quality: `plain_mask_unroll4_keep`)."""
-    out.bias.assign([0.0, 0.0, 0.0, math.log(share / (1.0 - share))])
+def _start_keeping(out: layers.Layer, share: float, head: str) -> None:
+    """The keep channel's bias, so that before training the head keeps `share` of the newest frame everywhere (the
+    warp head shares the rest evenly between warping and drawing). Near 1, the untrained model is nearly a copy of
+    its input and training learns what to redraw (measured in README, Quality: `plain_mask_unroll4_keep`)."""
+    if head == "mask":
+        out.bias.assign([0.0, 0.0, 0.0, math.log(share / (1.0 - share))])
+    else:
+        out.bias.assign([0.0, 0.0, 0.0, math.log(2 * share / (1.0 - share)), 0.0, 0.0])
 
 
 def discriminator(config: Config) -> keras.Model:

@@ -277,7 +277,7 @@ class Evals:
             self.samples, self.preview_start = validation.film_pictures(config, plans[0], SAMPLES)
             return
         self.val_batches = data.eval_batches(val.shard(max(1, math.ceil(val_count / t.eval_windows)), 0), 8)
-        self.preview_start = last_context(val, config.model.context)  # a full pass: fills the val cache
+        self.preview_start = last_context(val, config.model.context)  # a pass over the validation windows
         self.samples = fixed_samples(val, SAMPLES, val_count)
         self.continuation_frames = validation.continuation_frames(config, plans)
         best = json.loads(self.best_path.read_text()) if self.best_path.exists() else {"step": 0}
