@@ -159,7 +159,7 @@ def test_jitter_option_reaches_the_config(barcode_video):
     (["--context", "0"], "context must be >= 1"),
     (["--jitter", "-0.1"], "jitter must be >= 0"),
     (["--upsample", "bicubic"], "upsample must be one of transpose, resize"),
-    (["--head", "both"], "head must be one of direct, residual, mask (got 'both')"),
+    (["--head", "both"], "head must be one of direct, residual, mask, warp (got 'both')"),
     (["--head", "mask", "--keep-init", "1"], "keep_init is a share of pixels kept: give a number between 0 and 1"),
     (["--size", "big"], "is not HEIGHTxWIDTH"),
     (["--preset", "pix2pix"], "preset pix2pix is now called full: --preset full"),
