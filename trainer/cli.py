@@ -69,10 +69,9 @@ def cli(
     mirror: Annotated[bool | None, typer.Option("--mirror/--no-mirror", help="Mirror windows (reverses motion).")]
     = None,
     context: Annotated[int | None, typer.Option(help="Frames the generator sees, `stride` apart.")] = None,
-    head: Annotated[str | None, typer.Option(help="direct | residual (a change added to the newest frame) | mask "
-                                             "(a drawn frame, and a mask that keeps the newest frame's pixels) | "
-                                             "warp (each pixel keeps the newest frame, moves it by a predicted flow, "
-                                             "or draws)")]
+    head: Annotated[str | None, typer.Option(help="direct | residual (a change added to the newest frame) | mask (a "
+                                             "drawn frame, and a mask that keeps the newest frame's pixels) | warp "
+                                             "(each pixel keeps the newest frame, moves it by a flow, or draws)")]
     = None,
     keep_init: Annotated[float | None, typer.Option(help="The mask or warp head's share of the newest frame kept "
                                                     "before training (0.5: no lean).")] = None,

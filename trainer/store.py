@@ -40,7 +40,8 @@ class FrameStore:
     def __init__(self, path: Path, rows: np.ndarray, memory: int):
         self.path, self.rows = path, rows
         frames = np.load(path, mmap_mode="c")  # copy-on-write, never written: DLPack exports only writable arrays
-        self.frame_shape, self.frame_bytes, self.offset = frames.shape[1:], frames[0].nbytes, frames.offset
+        self.frame_shape, self.offset = frames.shape[1:], frames.offset
+        self.frame_bytes = int(np.prod(self.frame_shape))  # uint8: one byte a value
         self.bytes = frames.nbytes
         self.in_memory = self.bytes <= memory
         if self.in_memory:  # the file mapped, as a tensor without a copy: its pages are the page cache's
