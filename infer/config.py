@@ -74,6 +74,10 @@ class TrainConfig:
     unroll: int = 0  # train on its own outputs: inputs made by up to this many generator steps from real frames
     unroll_ramp: float = 1 / 3  # share of training over which the unroll depth grows from 0 to `unroll`
     unroll_grad: bool = False  # backpropagate through the unrolled steps too (default: they are fixed inputs)
+    # A second discriminator judges this many consecutive generator steps from real frames against the real ones
+    # (0: none). Its loss reaches every step of the chain, so a chain that stalls, fades or flickers is penalised.
+    sequence_disc: int = 0
+    sequence_weight: float = 1.0  # the sequence discriminator's loss against the one-step GAN loss (weight 1)
     lr_decay: bool = True  # linear decay to 0 over the second half (pix2pix)
     precision: str = "auto"  # auto: mixed_float16 on GPU, float32 on CPU
     strategy: str = "auto"  # auto: multiworker with TF_CONFIG, mirrored on >1 GPU, else default
@@ -102,8 +106,9 @@ class Config:
 
     @property
     def window(self) -> int:
-        """Frames in one training example, `stride` apart: the context, then a target for each unrolled step."""
-        return self.model.context + self.train.unroll + 1
+        """Frames in one training example, `stride` apart: the context, then a target for each unrolled step (or
+        each step of the sequence discriminator's chain, if longer)."""
+        return self.model.context + max(self.train.unroll + 1, self.train.sequence_disc)
 
     @property
     def frame_size(self) -> tuple[int, int]:
@@ -165,6 +170,9 @@ class Config:
         if m.context < 1 or t.unroll < 0 or t.noise < 0 or t.gradient_weight < 0 or not 0 < t.unroll_ramp <= 1:
             raise UserError(f"context must be >= 1, unroll, noise and gradient_weight >= 0 and unroll_ramp in (0, 1] "
                             f"(got {m.context}, {t.unroll}, {t.noise}, {t.gradient_weight}, {t.unroll_ramp})")
+        if t.sequence_disc == 1 or t.sequence_disc < 0 or t.sequence_weight < 0:
+            raise UserError(f"sequence_disc is the number of generated frames judged together: 0 (none) or 2 or more, "
+                            f"and sequence_weight >= 0 (got {t.sequence_disc}, {t.sequence_weight})")
         if m.head not in HEADS:
             raise UserError(f"head must be one of {', '.join(HEADS)} (got {m.head!r})")
         if not 0 < m.keep_init < 1:

@@ -81,6 +81,10 @@ def cli(
     unroll: Annotated[int | None, typer.Option(help="Train on up to this many of its own steps.")] = None,
     unroll_grad: Annotated[bool | None, typer.Option("--unroll-grad/--no-unroll-grad", help="Backpropagate "
                                                      "through the unrolled steps.")] = None,
+    sequence_disc: Annotated[int | None, typer.Option(help="Judge this many consecutive generated steps against the "
+                                                      "real ones with a second discriminator (0: none).")] = None,
+    sequence_weight: Annotated[float | None, typer.Option(help="Weight of the sequence discriminator's loss.")]
+    = None,
     l1_weight: Annotated[float | None, typer.Option(help="Weight of the L1 loss against the GAN loss.")] = None,
     gradient_weight: Annotated[float | None, typer.Option(help="Weight of a gradient-difference (edge) loss.")]
     = None,
@@ -109,7 +113,8 @@ def cli(
         "model": {"context": context, "head": head, "keep_init": keep_init, "upsample": upsample},
         "train": {"steps": steps, "batch_size": batch_size, "precision": precision, "strategy": strategy,
                   "xla": xla, "seed": seed, "deterministic": deterministic, "noise": noise, "unroll": unroll,
-                  "unroll_grad": unroll_grad, "l1_weight": l1_weight, "gradient_weight": gradient_weight,
+                  "unroll_grad": unroll_grad, "sequence_disc": sequence_disc, "sequence_weight": sequence_weight,
+                  "l1_weight": l1_weight, "gradient_weight": gradient_weight,
                   "best_by": best_by},
     })
     plans = plan(config)

@@ -162,15 +162,17 @@ def _start_keeping(out: layers.Layer, share: float, head: str) -> None:
         out.bias.assign([0.0, 0.0, 0.0, math.log(2 * share / (1.0 - share)), 0.0, 0.0])
 
 
-def discriminator(config: Config) -> keras.Model:
-    """Logits per 70x70 patch (at 64 filters): is this target a real continuation of these context frames?
-    Seeing several frames, it can tell a frozen or reversed motion from a real one."""
+def discriminator(config: Config, judged: int = 1) -> keras.Model:
+    """Logits per 70x70 patch (at 64 filters): are these `judged` frames a real continuation of these context
+    frames? Seeing several frames, it can tell a frozen or reversed motion from a real one; the sequence
+    discriminator (`judged` > 1) sees a chain of the generator's own steps, so a chain that stalls, fades or
+    flickers looks fake to it."""
     height, width = config.frame_size
     context = config.model.context
     names = ["input_frame"] if context == 1 else [f"context_{j}" for j in range(context)]
+    names += ["target_frame"] if judged == 1 else [f"target_{j}" for j in range(judged)]
     inputs = [keras.Input((height, width, 3), name=name) for name in names]
-    tgt = keras.Input((height, width, 3), name="target_frame")
-    x = layers.Concatenate(name="pair")([*inputs, tgt])
+    x = layers.Concatenate(name="pair")(inputs)
     for level in range(3):
         x = _down(x, _filters(config, level), norm=level > 0, name=f"d{level}")
     x = layers.ZeroPadding2D(name="pad0")(x)
@@ -180,4 +182,4 @@ def discriminator(config: Config) -> keras.Model:
     x = layers.ZeroPadding2D(name="pad1")(x)
     x = layers.Conv2D(1, 4, kernel_initializer=_init(), name="patch_logits_conv")(x)
     logits = layers.Activation("linear", dtype="float32", name="patch_logits")(x)
-    return keras.Model([*inputs, tgt], logits, name="discriminator")
+    return keras.Model(inputs, logits, name="discriminator" if judged == 1 else "sequence_discriminator")

@@ -11,6 +11,7 @@ checkpointing, scoring and drawing as it goes.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -104,10 +105,16 @@ class Trainer:
             # Built now, inside the scope, so their slots are mirrored and restorable (keras#23085).
             self.gen_opt.build(self.generator.trainable_variables)
             self.disc_opt.build(self.discriminator.trainable_variables)
+            parts = {}
+            if config.train.sequence_disc:
+                self.sequence_disc = model.discriminator(config, config.train.sequence_disc)
+                self.sequence_opt = optimizer(config, precision)
+                self.sequence_opt.build(self.sequence_disc.trainable_variables)
+                parts = {"sequence_disc": self.sequence_disc, "sequence_opt": self.sequence_opt}
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         keras.config.set_dtype_policy("float32")
         checkpoint = tf.train.Checkpoint(generator=self.generator, discriminator=self.discriminator,
-                                         gen_opt=self.gen_opt, disc_opt=self.disc_opt, step=self.step)
+                                         gen_opt=self.gen_opt, disc_opt=self.disc_opt, step=self.step, **parts)
         self.latest = tf.train.CheckpointManager(checkpoint, run_dir / "checkpoints",
                                                  max_to_keep=config.train.keep_checkpoints)
         self.best = tf.train.CheckpointManager(checkpoint, run_dir / "best", max_to_keep=1)
@@ -157,14 +164,36 @@ class Trainer:
         return [tf.clip_by_value(frame + sigma * tf.random.stateless_normal(tf.shape(frame), seed + 1 + j), -1.0, 1.0)
                 for j, frame in enumerate(context)]
 
+    def _chain(self, context: list[tf.Tensor]) -> list[tf.Tensor]:
+        """The sequence discriminator's frames: `sequence_disc` generator steps from the real context, each output
+        fed back as at rollout (inference mode). The gradient flows through every step: how a frame moves, fades
+        or flickers depends on all the steps before it."""
+        frames = []
+        for _ in range(self.config.train.sequence_disc):
+            frames.append(self.generator(context, training=False))
+            context = [*context[1:], frames[-1]]
+        return frames
+
+    def _sequence_losses(self, real_context: list[tf.Tensor], window: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """(generator's, discriminator's) losses of the sequence discriminator: the chain against the real frames
+        that followed the same context."""
+        k, n = self.config.model.context, self.config.train.sequence_disc
+        real = self.sequence_disc([*real_context, *(window[:, k + j] for j in range(n))], training=True)
+        fake = self.sequence_disc([*real_context, *self._chain(real_context)], training=True)
+        fooled = self._average(self._per_window(self.bce(tf.ones_like(fake), fake)))
+        told = self._average(self._per_window(self.bce(tf.ones_like(real), real))
+                             + self._per_window(self.bce(tf.zeros_like(fake), fake)))
+        return fooled, told
+
     def _train_step(self, window: tf.Tensor, depth: tf.Tensor, step: tf.Tensor) -> dict[str, tf.Tensor]:
-        """window: [batch, context + unroll + 1, h, w, 3]; the context is its first frames."""
+        """window: [batch, config.window, h, w, 3]; the context is its first frames."""
         t, k = self.config.train, self.config.model.context
-        context = [window[:, j] for j in range(k)]
+        context = real_context = [window[:, j] for j in range(k)]
         target = window[:, k]
         if t.unroll and not t.unroll_grad:
             context, target = self._unroll(context, depth), tf.gather(window, k + depth, axis=1)
-        with tf.GradientTape() as gen_tape, tf.GradientTape() as disc_tape:
+        sequence_tape = tf.GradientTape() if t.sequence_disc else contextlib.nullcontext()
+        with tf.GradientTape() as gen_tape, tf.GradientTape() as disc_tape, sequence_tape:
             if t.unroll and t.unroll_grad:
                 context, target = self._unroll(context, depth), tf.gather(window, k + depth, axis=1)
             if t.noise:
@@ -179,12 +208,20 @@ class Trainer:
                 gen_loss += t.gradient_weight * self._average(gradient_difference(fake, target))
             disc_loss = self._average(self._per_window(self.bce(tf.ones_like(real_logits), real_logits))
                                       + self._per_window(self.bce(tf.zeros_like(fake_logits), fake_logits)))
+            losses = {"gan": gan, "l1": l1, "disc": disc_loss}
+            if t.sequence_disc:
+                losses["seq_gan"], losses["seq_disc"] = self._sequence_losses(real_context, window)
+                gen_loss += t.sequence_weight * losses["seq_gan"]
+                sequence_scaled = self.sequence_opt.scale_loss(losses["seq_disc"])
             gen_scaled = self.gen_opt.scale_loss(gen_loss)
             disc_scaled = self.disc_opt.scale_loss(disc_loss)
         gen_vars, disc_vars = self.generator.trainable_variables, self.discriminator.trainable_variables
         self.gen_opt.apply(gen_tape.gradient(gen_scaled, gen_vars), gen_vars)
         self.disc_opt.apply(disc_tape.gradient(disc_scaled, disc_vars), disc_vars)
-        return {"gen": gen_loss, "gan": gan, "l1": l1, "disc": disc_loss}
+        if t.sequence_disc:
+            sequence_vars = self.sequence_disc.trainable_variables
+            self.sequence_opt.apply(sequence_tape.gradient(sequence_scaled, sequence_vars), sequence_vars)
+        return {"gen": gen_loss, **losses}
 
     def _distributed_step(self, batch: tuple[tf.Tensor, tf.Tensor]) -> dict[str, tf.Tensor]:
         """One step on a batch from `data.train_batches`: (positions, uint8 windows), augmented on the device."""
@@ -198,7 +235,8 @@ class Trainer:
         return {k: self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in losses.items()}
 
     def weights_finite(self) -> bool:
-        variables = self.generator.weights + self.discriminator.weights
+        variables = self.generator.weights + self.discriminator.weights + (
+            self.sequence_disc.weights if self.config.train.sequence_disc else [])
         return bool(tf.reduce_all([tf.reduce_all(tf.math.is_finite(tf.convert_to_tensor(v))) for v in variables]))
 
     def save(self, best: bool = False) -> None:
