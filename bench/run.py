@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.table import Table
 
 import trainer.quiet  # noqa: F401  (TensorFlow's log settings, before anything imports it)
-from infer.config import apply, resolve
+from infer.config import ALIVE, apply, resolve
 from infer.errors import write_text_atomic
 from infer.video import VideoWriter
 
@@ -200,13 +200,18 @@ TECHNIQUES = {"residual": {"model": {"head": "residual"}}, "noise_0.05": {"train
               "gradient_loss": {"train": {"gradient_weight": 10.0}}, "jitter_0": {"data": {"jitter": 0.0}},
               "unroll_4": {"train": {"unroll": 4}}, "mask": {"model": {"head": "mask"}},
               "jitter_0_unroll_4": {"data": {"jitter": 0.0}, "train": {"unroll": 4}},
-              "jitter_0_unroll_4_mask": {"data": {"jitter": 0.0}, "model": {"head": "mask"}, "train": {"unroll": 4}}}
+              "jitter_0_unroll_4_mask": ALIVE}
+# What #20 adds on top of the presets (`ALIVE`), measured against them: the warp head, the sequence discriminator,
+# both.
+ON_PRESETS = {"warp": {"model": {"head": "warp"}}, "sequence_disc_3": {"train": {"sequence_disc": 3}},
+              "warp_sequence_disc_3": {"model": {"head": "warp"}, "train": {"sequence_disc": 3}}}
 
 
 def techniques(steps: int = 20, rounds: int = 3) -> dict:
     """What each technique of `make quality` costs in training speed: steps/s at the quality preset (64x64,
-    CPU float32) over today's defaults, in the same process, alternating rounds, medians kept. Unroll is
-    timed past its ramp, where a step draws 0..R extra generator passes (R/2 on average)."""
+    CPU float32) over today's defaults, and each technique added to the presets over the presets, in the same
+    process, alternating rounds, medians kept. Unroll is timed past its ramp, where a step draws 0..R extra
+    generator passes (R/2 on average)."""
     import tensorflow as tf
 
     from trainer import data, store
@@ -215,9 +220,12 @@ def techniques(steps: int = 20, rounds: int = 3) -> dict:
 
     loops = {}
     with tempfile.TemporaryDirectory() as run_dir:
-        for name, overrides in {"defaults": {}, **TECHNIQUES}.items():
+        on_presets = {f"presets_{name}": (ALIVE, extra) for name, extra in ON_PRESETS.items()}
+        for name, layers in {"defaults": ({},), **{k: (v,) for k, v in TECHNIQUES.items()}, **on_presets}.items():
             config = resolve("quality", None, {"data": {"videos": (str(CLIP),)}})
-            config = apply(config, overrides).validate()
+            for overrides in layers:
+                config = apply(config, overrides)
+            config = config.validate()
             plans = plan(config)
             frames = store.open_store(config, plans, "train", Path(run_dir) / name / "frames")
             trainer = Trainer(config, Path(run_dir) / name, tf.distribute.get_strategy(), "float32")
@@ -234,6 +242,9 @@ def techniques(steps: int = 20, rounds: int = 3) -> dict:
     figures = {"defaults_steps_per_s": round(base, 2)}
     for name in TECHNIQUES:
         figures[f"{name}_vs_defaults"] = round(float(np.median(rates[name])) / base, 2)
+    presets = float(np.median(rates["jitter_0_unroll_4_mask"]))
+    for name in ON_PRESETS:
+        figures[f"presets_{name}_vs_presets"] = round(float(np.median(rates[f"presets_{name}"])) / presets, 2)
     figures["setup"] = (f"quality preset (64x64, 32 filters, depth 6), bundled clip, batch 1, float32; medians of "
                         f"{rounds} rounds of {steps} steps, alternating")
     return figures
