@@ -2,7 +2,8 @@
 
     config.json     resolved config, library versions, each video's fingerprint, frame count, end and splits
     parity_frames.npz  the validation (--final: training) frames export checks its ONNX model on, recorded at the start
-    checkpoints/    latest checkpoints (generator, discriminator, both optimizers, step)
+    checkpoints/    latest checkpoints (generator, discriminator, their optimizers, step; with --sequence-disc, the
+                    sequence discriminator and its optimizer too)
     best/           the trained checkpoint with the lowest validation L1 (or continuation score), and best.json;
                     none in a --final run, which holds no frame out to choose by: it exports its last checkpoint
     logs/           TensorBoard

@@ -3,7 +3,7 @@
 Read top to bottom (the command line, `trainer/cli.py`, builds the one config): the run directory is locked
 and opened (or resumed); the videos are planned, each frame the windows need is stored once (the frame store)
 and served through tf.data as windows; the models and
-both optimizers are built inside the distribution strategy's scope; then a custom loop runs
+their optimizers are built inside the distribution strategy's scope; then a custom loop runs
 `strategy.run(train_step)` in a `tf.function` (`model.fit` can't run under MultiWorkerMirroredStrategy on
 Keras 3.15), training on the model's own outputs and with conditioning noise when the config asks,
 checkpointing, scoring and drawing as it goes.
