@@ -220,11 +220,10 @@ def techniques(steps: int = 20, rounds: int = 3) -> dict:
 
     loops = {}
     with tempfile.TemporaryDirectory() as run_dir:
-        on_presets = {f"presets_{name}": (ALIVE, extra) for name, extra in ON_PRESETS.items()}
-        for name, layers in {"defaults": ({},), **{k: (v,) for k, v in TECHNIQUES.items()}, **on_presets}.items():
-            config = resolve("quality", None, {"data": {"videos": (str(CLIP),)}})
-            for overrides in layers:
-                config = apply(config, overrides)
+        base = resolve("quality", None, {"data": {"videos": (str(CLIP),)}})
+        configs = {"defaults": base, **{name: apply(base, extra) for name, extra in TECHNIQUES.items()},
+                   **{f"presets_{name}": apply(apply(base, ALIVE), extra) for name, extra in ON_PRESETS.items()}}
+        for name, config in configs.items():
             config = config.validate()
             plans = plan(config)
             frames = store.open_store(config, plans, "train", Path(run_dir) / name / "frames")

@@ -20,7 +20,7 @@ from infer.config import FINAL_SPLITS, Config, resolve
 from infer.errors import UserError, exit_on_user_error
 from trainer import cluster, ending, rundir
 from trainer.extras import training_extra
-from trainer.plan import plan
+from trainer.plan import VideoPlan, plan
 from trainer.quiet import quiet
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
@@ -123,7 +123,11 @@ def cli(
     if dry_run:
         print(json.dumps({"config": config.to_dict(), "videos": [p.summary() for p in plans]}, indent=2))
         return
-    run_dir = run_dir or Path("runs") / preset
+    _start(config, plans, run_dir or Path("runs") / preset, local_workers, verbose)
+
+
+def _start(config: Config, plans: list[VideoPlan], run_dir: Path, local_workers: int, verbose: bool) -> None:
+    """Train the config in `run_dir`: here, or in a cluster of workers on this machine."""
     rundir.check_fits(run_dir, config, plans)
     if local_workers:
         raise SystemExit(_local_cluster(config, local_workers, run_dir))
