@@ -248,35 +248,47 @@ def compare(config_files: list[Path], grid: list[str], seeds: int, video_names: 
         report = run_one(config_for(setting, video, seed), video, run_dir, checkpoint)
         reports.setdefault(label[setting.name], {}).setdefault(video.name, []).append((seed, report))
 
-    results, pictures = {}, {}
-    evals = "eval" if checkpoint == "best" else f"eval-{checkpoint}"
-    for setting in chosen:
-        name, by_video = label[setting.name], reports[label[setting.name]]
-        results[name] = {video: aggregate([figures(r) for _, r in runs_]) for video, runs_ in by_video.items()}
-        picture = out.parent / "quality" / f"{_slug(name)}.png"
-        montage([(f"{name}, {video}, seed {seed}", runs / _slug(setting.name) / video / f"seed-{seed}" / evals /
-                  "long.png") for video, runs_ in by_video.items() for seed, _ in runs_], picture)
-        pictures[name] = str(picture.relative_to(ROOT) if picture.is_relative_to(ROOT) else picture)
     record = merged(out, {
-        "settings": {label[s.name]: s.overrides for s in chosen}, "results": results, "montages": pictures,
+        "settings": {label[s.name]: s.overrides for s in chosen},
+        "results": {name: {video: aggregate([figures(r) for _, r in runs_]) for video, runs_ in by_video.items()}
+                    for name, by_video in reports.items()},
         "runs": {name: {video: [{"seed": seed, **figures(r)} for seed, r in runs_] for video, runs_ in by_video.items()}
                  for name, by_video in reports.items()},
     }, seeds)
+    evals = "eval" if checkpoint == "best" else f"eval-{checkpoint}"
+    for setting in chosen:
+        name = label[setting.name]
+        strips = [(video, f"{name}, {video}, seed {run['seed']}",
+                   runs / _slug(setting.name) / video / f"seed-{run['seed']}" / evals / "long.png")
+                  for video, runs_ in record["runs"][name].items() for run in runs_]
+        drawn = [(video, text, path) for video, text, path in strips if video in reports[name] or path.exists()]
+        films = list(dict.fromkeys(video for video, _, _ in drawn))
+        whole = films == list(record["runs"][name])  # else a picture of its own, beside the one of the films gone
+        picture = out.parent / "quality" / f"{_slug(name)}{'' if whole else '-' + '-'.join(films)}.png"
+        montage([(text, path) for _, text, path in drawn], picture)
+        record["montages"][name] = str(picture.relative_to(ROOT) if picture.is_relative_to(ROOT) else picture)
     write_text_atomic(out, json.dumps(record, indent=2))
-    print(f"\n{record['table']}\n\nnumbers: {out}\nfilmstrips: {', '.join(pictures.values())}")
+    print(f"\n{record['table']}\n\nnumbers: {out}\nfilmstrips: "
+          f"{', '.join(record['montages'][label[s.name]] for s in chosen)}")
     return record
 
 
 def merged(out: Path, new: dict[str, dict], seeds: int) -> dict:
     """This comparison's configs over those already in `out` from earlier ones with the same budget: results
-    gather across sessions, and a config measured again replaces its old figures."""
+    gather across sessions, and a config measured again replaces its old figures on the films it ran on (all of
+    them when its overrides changed)."""
     budget = json.loads(json.dumps(resolve(PRESET, None, {}).to_dict()))
     old = json.loads(out.read_text()) if out.exists() else {}
     if "budget" not in old or _recorded(old["budget"]) != budget or old.get("seeds") != seeds:
         old = {}
     record = {"preset": PRESET, "budget": budget, "seeds": seeds, "long_steps": LONG}
-    for key, values in new.items():
-        record[key] = {**old.get(key, {}), **values}
+    recorded = old.get("settings", {})
+    same = {name for name, overrides in new.get("settings", {}).items() if recorded.get(name) == overrides}
+    for key in ("settings", "results", "runs", "montages"):
+        record[key] = {**old.get(key, {}), **new.get(key, {})}
+    for key in ("results", "runs"):  # a film not measured again keeps its figures while the setting is unchanged
+        for name in same:
+            record[key][name] = {**old.get(key, {}).get(name, {}), **new.get(key, {}).get(name, {})}
     record["table"] = table(record["results"], seeds)
     return record
 

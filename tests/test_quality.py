@@ -57,6 +57,18 @@ def test_results_gather_across_comparisons_with_the_same_budget(tmp_path):
     assert list(merged(out, {"results": {"x": {}}}, 1)["results"]) == ["x"]  # another seed count starts afresh
 
 
+def test_a_setting_measured_again_on_one_film_keeps_its_other_films_unless_it_changed(tmp_path):
+    out = tmp_path / "quality.json"
+    mask = {"model": {"head": "mask"}}
+    both = {"window": aggregate([run(600, "-", 0.5)]), "street": aggregate([run(0, "freezes", 1.5)])}
+    out.write_text(json.dumps(merged(out, {"settings": {"m": mask}, "results": {"m": both}}, 3)))
+    again = merged(out, {"settings": {"m": mask}, "results": {"m": {"street": aggregate([run(26, "blurs", 1.2)])}}}, 3)
+    assert list(again["results"]["m"]) == ["window", "street"]
+    assert again["results"]["m"]["street"]["alive_horizon"]["median"] == 26  # the new figures replace the old
+    warp = {"settings": {"m": {"model": {"head": "warp"}}}, "results": {"m": {"street": both["street"]}}}
+    assert list(merged(out, warp, 3)["results"]["m"]) == ["street"]  # another model: its old films are gone
+
+
 def test_an_option_added_since_keeps_the_results_and_a_changed_budget_drops_them(tmp_path):
     out = tmp_path / "quality.json"
     first = merged(out, {"results": {"defaults": {"window": aggregate([run(5, "blurs", 2.0)])}}}, 3)
@@ -93,3 +105,21 @@ def test_the_last_checkpoint_is_judged_from_the_same_runs_in_rows_of_its_own(tmp
     assert picture == tmp_path / "quality" / "defaults@latest.png"
 
 
+
+
+def test_a_film_kept_from_an_earlier_comparison_whose_runs_are_gone_gets_a_picture_of_the_new_films(tmp_path,
+                                                                                                   monkeypatch):
+    import bench.quality as quality
+
+    out, strips = tmp_path / "quality.json", []
+    window = {"settings": {"defaults": {}}, "results": {"defaults": {"window": aggregate([run(600, "-", 0.5)])}},
+              "runs": {"defaults": {"window": [{"seed": 0, **run(600, "-", 0.5)}]}}}
+    out.write_text(json.dumps(merged(out, window, 1)))
+    monkeypatch.setattr(quality, "run_one", lambda config, video, run_dir, checkpoint: {})
+    monkeypatch.setattr(quality, "figures", lambda report: run(40, "freezes", 1.5))
+    monkeypatch.setattr(quality, "montage", lambda rows, path: strips.append((rows, path)))
+    record = quality.compare([], [], 1, ["bundled"], tmp_path / "runs", out)
+    assert list(record["results"]["defaults"]) == ["window", "bundled"]
+    [(rows, picture)] = strips
+    assert [text for text, _ in rows] == ["defaults, bundled, seed 0"]  # the window's runs are gone: not drawn
+    assert picture == tmp_path / "quality" / "defaults-bundled.png" and record["montages"]["defaults"] == str(picture)
