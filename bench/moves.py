@@ -5,7 +5,7 @@ the mask or warp head keeps on each; and whether the warp head's flow points the
 
 The yardstick judges whole frames. On the street the warp head's first step is worse than persistence's, and a
 whole-frame L1 can't say whether people move the wrong way or the still street is resampled: this splits it.
-Windows are spread evenly over the run's held-out frames (its stored validation split). A pixel moves when the
+Windows are spread evenly over the run's held-out frames (its validation split). A pixel moves when the
 truth differs from the newest frame by more than 0.2 (in [-1, 1], averaged over channels). A window's true shift
 is the whole-pixel horizontal shift (within 4) of the newest frame that best matches the truth on its moving
 pixels; the flow is backward (the newest frame is sampled at x + dx), so content moving right by s pixels reads
@@ -24,9 +24,10 @@ import numpy as np
 
 from export.onnx_export import find_checkpoint, load_generator
 from infer.config import Config
-from infer.context import context_indices
 from infer.errors import UserError, exit_on_user_error, write_text_atomic
 from infer.frames import model_from_levels
+from trainer import store
+from trainer.plan import plan
 from trainer.rundir import read_config
 
 MOVES = 0.2  # a pixel moves when the truth differs from the newest frame by more than this, in [-1, 1]
@@ -34,28 +35,17 @@ SHIFTS = range(-4, 5)
 
 
 def held_out_windows(run_dir: Path, config: Config, count: int) -> tuple[list[np.ndarray], np.ndarray]:
-    """Up to `count` windows spread evenly over the stored validation frames: the context (one [n, h, w, 3] array
-    per frame, oldest first) and the frame `stride` after the newest, in [-1, 1]."""
-    if not (run_dir / "frames" / "val.npy").is_file():
-        raise UserError(f"run {run_dir} has no stored held-out frames (frames/val.npy): a --final run has none, "
-                        "and a run from before the frame store kept them elsewhere; probe a held-out run")
-    frames = np.load(run_dir / "frames" / "val.npy", mmap_mode="r")
-    index = json.loads((run_dir / "frames" / "val.json").read_text())
-    stride, context, windows, first = config.data.stride, config.model.context, [], 0
-    for video in index["videos"]:
-        row = {frame: first + i for i, frame in enumerate(video["frames"])}
-        first += len(video["frames"])
-        for newest in video["frames"]:
-            wanted = [*context_indices(newest, context, stride), newest + stride]
-            if all(f in row for f in wanted):
-                windows.append([row[f] for f in wanted])
-    if not windows:
-        raise UserError(f"run {run_dir} holds no held-out window of {context + 1} frames {stride} apart; "
-                        "train it with a validation split")
-    picked = [windows[i] for i in np.linspace(0, len(windows) - 1, min(count, len(windows))).round().astype(int)]
-    rows = np.asarray(picked)
-    contexts = [model_from_levels(frames[rows[:, j]].astype(np.float32)) for j in range(context)]
-    return contexts, model_from_levels(frames[rows[:, -1]].astype(np.float32))
+    """Up to `count` of the run's own validation windows, spread evenly: the context (one [n, h, w, 3] array per
+    frame, oldest first) and the frame `stride` after the newest, in [-1, 1]. They come from the trainer's frame
+    store, reused where the run kept it and decoded once into the run directory where it did not."""
+    held = store.open_store(config, plan(config), "val", run_dir / "frames")
+    if not held.count:
+        raise UserError(f"run {run_dir} holds no frame out (a --final run trains on them all); probe a run "
+                        "trained with a validation split")
+    rows = held.rows[np.linspace(0, held.count - 1, min(count, held.count)).round().astype(int)]
+    frames, context = np.load(held.path, mmap_mode="r"), config.model.context
+    return ([model_from_levels(frames[rows[:, j]].astype(np.float32)) for j in range(context)],
+            model_from_levels(frames[rows[:, context]].astype(np.float32)))
 
 
 def true_shift(newest: np.ndarray, truth: np.ndarray, moving: np.ndarray) -> int:

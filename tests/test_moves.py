@@ -1,39 +1,28 @@
 """bench.moves splits a model's one-step error into moving and still pixels and reads the warp head's flow beside
 the way things moved: its windows must be exactly the model's, and its true shift exact on a known motion."""
 
-import json
-
 import numpy as np
+from conftest import read_barcode
 
 from bench.moves import held_out_windows, split, summary
 from infer.config import resolve
+from infer.frames import model_from_levels, to_uint8
 from trainer import model
 
 
-def store_val(run_dir, frames: np.ndarray, indices: list[int]) -> None:
-    (run_dir / "frames").mkdir(parents=True)
-    np.save(run_dir / "frames" / "val.npy", frames)
-    (run_dir / "frames" / "val.json").write_text(json.dumps({"videos": [{"frames": indices}]}))
-
-
-def level(frames: np.ndarray) -> np.ndarray:
-    """The frame index each frame's grey level carries."""
-    return np.rint((frames[:, 0, 0, 0] + 1) * 127.5).astype(int) // 4
-
-
-def test_each_window_is_the_context_stride_apart_then_the_next_step_and_never_spans_a_gap(tmp_path):
-    config = resolve("tiny", None, {"model": {"context": 2}, "data": {"stride": 3}})
-    indices = [*range(10, 20), *range(25, 35)]  # two held-out stretches of one video
-    store_val(tmp_path, np.stack([np.full((64, 64, 3), 4 * i, np.uint8) for i in indices]), indices)
+def test_each_window_is_the_context_stride_apart_then_the_next_step(barcode_video, tmp_path):
+    config = resolve("tiny", None, {"data": {"videos": (str(barcode_video),), "stride": 3}, "model": {"context": 2}})
     contexts, truth = held_out_windows(tmp_path, config, count=100)
-    levels = np.stack([level(frames) for frames in (*contexts, truth)], axis=1)
-    expected = [[n - 3, n, n + 3] for n in [*range(13, 17), *range(28, 32)]]
-    assert levels.tolist() == expected
-    contexts, truth = held_out_windows(tmp_path, config, count=3)
-    assert level(truth).tolist() == [16, 31, 34]  # the first, middle and last
+    indices = np.array([[read_barcode(to_uint8(frames[i])) for frames in (*contexts, truth)]
+                        for i in range(len(truth))])
+    assert len(indices) > 1 and np.all(np.diff(indices, axis=1) == 3)
+    assert np.all(np.diff(indices[:, 1]) > 0)  # in time order, each window once
+    first, middle, last = held_out_windows(tmp_path, config, count=3)[1]
+    assert [read_barcode(to_uint8(f)) for f in (first, last)] == [indices[0, -1], indices[-1, -1]]
+    assert read_barcode(to_uint8(middle)) in indices[:, -1]  # the first, one between, the last
 
 
-def test_the_true_shift_is_exact_and_an_untrained_warp_head_has_not_moved_yet(tmp_path):
+def test_the_true_shift_is_exact_and_an_untrained_warp_head_has_not_moved_yet():
     """A dark striped figure crossing a bright textured wall 2 pixels a frame: every window's shift reads +2, and
     the flow's convolution starts at zero, so its median at the moving pixels is exactly 0."""
     config = resolve("tiny", None, {"model": {"head": "warp", "context": 2}, "data": {"stride": 1}})
@@ -42,8 +31,9 @@ def test_the_true_shift_is_exact_and_an_untrained_warp_head_has_not_moved_yet(tm
     frames = np.stack([wall] * 20)
     for t in range(20):
         frames[t, 20:40, 4 + 2 * t:14 + 2 * t] = figure
-    store_val(tmp_path, frames, list(range(20)))
-    report = split(model.generator(config), *held_out_windows(tmp_path, config, count=8), "warp")
+    newest = np.linspace(1, 18, 8).round().astype(int)  # 8 windows spread over the film
+    levels = model_from_levels(frames.astype(np.float32))
+    report = split(model.generator(config), [levels[newest - 1], levels[newest]], levels[newest + 1], "warp")
     assert report["windows"] == 8 and 0 < report["moving_share"] < 0.1
     assert report["shift_and_flow"] == [(2, 0.0)] * 8
     assert report["still"]["persistence_l1"] == 0.0  # the wall never changes
