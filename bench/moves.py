@@ -1,15 +1,20 @@
 """Where a model's one-step error goes: on pixels that move and on pixels that stay, against persistence's; how much
 the mask or warp head keeps on each; and whether the warp head's flow points the way things moved.
 
-    python -m bench.moves RUN_DIR [--checkpoint best|latest|STEP] [--windows 20]
+    python -m bench.moves RUN_DIR [--checkpoint best|latest|STEP] [--windows 20] [--split val|train] [--fit-flow]
 
 The yardstick judges whole frames. On the street the warp head's first step is worse than persistence's, and a
 whole-frame L1 can't say whether people move the wrong way or the still street is resampled: this splits it.
-Windows are spread evenly over the run's held-out frames (its validation split). A pixel moves when the
+Windows are spread evenly over the run's held-out frames (its validation split; `--split train`: the frames it
+trained on, to tell what training asks for from what fails to carry over). A pixel moves when the
 truth differs from the newest frame by more than 0.2 (in [-1, 1], averaged over channels). A window's true shift
 is the whole-pixel horizontal shift (within 4) of the newest frame that best matches the truth on its moving
 pixels; the flow is backward (the newest frame is sampled at x + dx), so content moving right by s pixels reads
 dx = -s, and a flow that follows the motion has its median at moving pixels near -shift.
+
+`--fit-flow` asks whether any flow could do better: a flow per pixel fitted to each window's truth itself (a bound
+no model reaches, since it sees the answer), read the same way. If even that flow does not follow the movers, a
+loss that teaches the warp head's flow by warping (the same fit, learned) would not teach it to either.
 """
 
 from __future__ import annotations
@@ -21,27 +26,31 @@ from pathlib import Path
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from export.onnx_export import find_checkpoint, load_generator
 from infer.config import Config
 from infer.errors import UserError, exit_on_user_error, write_text_atomic
 from infer.frames import model_from_levels
-from trainer import store
+from trainer import model, store
 from trainer.plan import plan
 from trainer.rundir import read_config
 
+FIT_STEPS, FIT_RATE = 300, 0.05  # Adam steps and rate of the fitted flow: enough to travel 15 pixels
+FIT_SMOOTHNESS = 0.01  # weight of the fitted flow's mean |gradient| (pixels per pixel) against its L1
 MOVES = 0.2  # a pixel moves when the truth differs from the newest frame by more than this, in [-1, 1]
 SHIFTS = range(-4, 5)
 
 
-def held_out_windows(run_dir: Path, config: Config, count: int) -> tuple[list[np.ndarray], np.ndarray]:
-    """Up to `count` of the run's own validation windows, spread evenly: the context (one [n, h, w, 3] array per
+def stored_windows(run_dir: Path, config: Config, count: int, split: str = "val") -> tuple[list[np.ndarray],
+                                                                                         np.ndarray]:
+    """Up to `count` of the run's own windows of `split`, spread evenly: the context (one [n, h, w, 3] array per
     frame, oldest first) and the frame `stride` after the newest, in [-1, 1]. They come from the trainer's frame
     store, reused where the run kept it and decoded once into the run directory where it did not."""
-    held = store.open_store(config, plan(config), "val", run_dir / "frames")
+    held = store.open_store(config, plan(config), split, run_dir / "frames")
     if not held.count:
-        raise UserError(f"run {run_dir} holds no frame out (a --final run trains on them all); probe a run "
-                        "trained with a validation split")
+        raise UserError(f"run {run_dir} has no {split} windows (a --final run holds no frame out); probe a run "
+                        "trained with a validation split, or give --split train")
     rows = held.rows[np.linspace(0, held.count - 1, min(count, held.count)).round().astype(int)]
     frames, context = np.load(held.path, mmap_mode="r"), config.model.context
     return ([model_from_levels(frames[rows[:, j]].astype(np.float32)) for j in range(context)],
@@ -63,9 +72,11 @@ def head_weights(head: str, raw: np.ndarray) -> tuple[np.ndarray, tuple[str, ...
     return weights / weights.sum(-1, keepdims=True), ("keep", "warp", "draw")
 
 
-def split(generator: keras.Model, contexts: list[np.ndarray], truth: np.ndarray, head: str) -> dict:
+def split(generator: keras.Model, contexts: list[np.ndarray], truth: np.ndarray, head: str,
+          fit_flow: bool = False) -> dict:
     """The one-step L1 of the model and of persistence on moving and still pixels; the head's mean weights
-    there; for the warp head, each window's true shift beside its flow's median at the moving pixels."""
+    there; for the warp head, each window's true shift beside its flow's median at the moving pixels; with
+    `fit_flow`, the same for a flow fitted to the truth."""
     layer = generator.get_layer("next_frame") if head in ("mask", "warp") else None
     probe = keras.Model(generator.inputs, [generator.outputs[0], *(layer.input[:-1] if layer else [])])
     predicted, *inner = probe.predict(contexts, verbose=0)
@@ -82,14 +93,52 @@ def split(generator: keras.Model, contexts: list[np.ndarray], truth: np.ndarray,
             weights, names = head_weights(head, inner[0])
             report[region]["weights"] = dict(zip(names, (float(w) for w in weights[mask].mean(0)), strict=True))
     if head == "warp":
-        dx = inner[1][..., 0]
-        report["shift_and_flow"] = [(true_shift(newest[i], truth[i], moving[i]), float(np.median(dx[i][moving[i]])))
-                                    for i in range(len(truth)) if moving[i].sum() >= 10]
+        report["shift_and_flow"] = shift_and_flow(newest, truth, moving, inner[1])
+    if fit_flow and moving.any():
+        flow = fitted_flow(newest, truth)
+        warped = np.asarray(model.warp(newest, flow))
+        report["fitted"] = {"moving_l1": float(np.abs(warped - truth).mean(-1)[moving].mean()),
+                            "shift_and_flow": shift_and_flow(newest, truth, moving, flow)}
     return report
 
 
+def shift_and_flow(newest: np.ndarray, truth: np.ndarray, moving: np.ndarray, flow: np.ndarray) -> list:
+    """(true shift, the flow's median dx at the moving pixels) of each window where at least 10 pixels move."""
+    return [(true_shift(newest[i], truth[i], moving[i]), float(np.median(flow[i][..., 0][moving[i]])))
+            for i in range(len(truth)) if moving[i].sum() >= 10]
+
+
+def fitted_flow(newest: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """A flow per pixel that carries `newest` onto `truth` as well as gradient descent finds: L1 of the warp at full,
+    half and quarter size (the flow halved with the picture, so a move of 3-4 pixels is within the one pixel a
+    bilinear warp's gradient sees at a quarter size), plus a little smoothness. Starts still, as the warp head does."""
+    def half(x: tf.Tensor) -> tf.Tensor:
+        return tf.nn.avg_pool2d(x, 2, 2, "VALID")
+
+    newest, truth = tf.constant(newest), tf.constant(truth)
+    flow = tf.Variable(tf.zeros((*newest.shape[:3], 2)))
+    optimizer = keras.optimizers.Adam(FIT_RATE)
+
+    @tf.function
+    def step() -> None:
+        with tf.GradientTape() as tape:
+            frame, target, moved, loss = newest, truth, tf.convert_to_tensor(flow), 0.0
+            smoothness = (tf.reduce_mean(tf.abs(moved[:, 1:] - moved[:, :-1]))
+                          + tf.reduce_mean(tf.abs(moved[:, :, 1:] - moved[:, :, :-1])))
+            for level in range(3):
+                if level:
+                    frame, target, moved = half(frame), half(target), half(moved) / 2
+                loss += tf.reduce_mean(tf.abs(model.warp(frame, moved) - target)) / 3
+            loss += FIT_SMOOTHNESS * smoothness
+        optimizer.apply([tape.gradient(loss, flow)], [flow])
+
+    for _ in range(FIT_STEPS):
+        step()
+    return flow.numpy()
+
+
 def summary(report: dict) -> list[str]:
-    lines = [f"{report['windows']} held-out windows; {report['moving_share']:.1%} of pixels move"]
+    lines = [f"{report['windows']} windows; {report['moving_share']:.1%} of pixels move"]
     for region in ("moving", "still"):
         r = report[region]
         if r["model_l1"] is None:
@@ -98,13 +147,21 @@ def summary(report: dict) -> list[str]:
         lines.append(f"  {region:6s}: L1 {r['model_l1']:.4f} (persistence {r['persistence_l1']:.4f}, "
                      f"{r['model_l1'] / max(r['persistence_l1'], 1e-9):.2f}x)  {weights}")
     if "shift_and_flow" in report:
-        pairs = report["shift_and_flow"]
-        sides = [(side, [dx for shift, dx in pairs if np.sign(shift) == sign]) for side, sign in (("right", 1),
-                                                                                                 ("left", -1))]
         lines.append("  flow's median dx at moving pixels, by the way they moved (following the motion reads "
-                     "negative for right, positive for left): " + "; ".join(
-                         f"{side} {np.mean(dxs):+.2f} ({len(dxs)} windows)" for side, dxs in sides if dxs))
+                     "negative for right, positive for left): " + by_direction(report["shift_and_flow"]))
+    if "fitted" in report:
+        fitted = report["fitted"]
+        lines.append(f"  a flow fitted to the truth (a bound: it sees the answer): L1 on moving pixels "
+                     f"{fitted['moving_l1'] / max(report['moving']['persistence_l1'], 1e-9):.2f}x persistence's; "
+                     f"its median dx {by_direction(fitted['shift_and_flow'])}")
     return lines
+
+
+def by_direction(pairs: list) -> str:
+    """The mean flow median of the windows that moved right, and of those that moved left."""
+    sides = [(side, [dx for shift, dx in pairs if np.sign(shift) == sign]) for side, sign in (("right", 1),
+                                                                                             ("left", -1))]
+    return "; ".join(f"{side} {np.mean(dxs):+.2f} ({len(dxs)} windows)" for side, dxs in sides if dxs)
 
 
 def main(argv: list[str]) -> None:
@@ -112,15 +169,20 @@ def main(argv: list[str]) -> None:
     parser.add_argument("run_dir", type=Path)
     parser.add_argument("--checkpoint", default="best", help="best, latest or a step number.")
     parser.add_argument("--windows", type=int, default=20)
+    parser.add_argument("--split", choices=("val", "train"), default="val",
+                        help="The held-out windows, or those the run trained on.")
+    parser.add_argument("--fit-flow", action="store_true", help="Also fit a flow to each window's truth: a bound on "
+                        "what any flow could explain, and whether it follows the movers.")
     args = parser.parse_args(argv)
     config = read_config(args.run_dir)
     generator, step = load_generator(args.run_dir, find_checkpoint(args.run_dir, args.checkpoint))
-    report = {"step": step, **split(generator, *held_out_windows(args.run_dir, config, args.windows),
-                                    config.model.head)}
-    out = args.run_dir / f"moves-{args.checkpoint}.json"
+    report = {"step": step, "split": args.split,
+              **split(generator, *stored_windows(args.run_dir, config, args.windows, args.split), config.model.head,
+                      args.fit_flow)}
+    out = args.run_dir / f"moves-{args.checkpoint}{'-train' if args.split == 'train' else ''}.json"
     write_text_atomic(out, json.dumps(report, indent=2))
-    print("\n".join([f"{args.run_dir} at step {step} ({config.model.head} head):", *summary(report),
-                     f"numbers: {out}"]))
+    print("\n".join([f"{args.run_dir} at step {step} ({config.model.head} head), {args.split} windows:",
+                     *summary(report), f"numbers: {out}"]))
 
 
 if __name__ == "__main__":

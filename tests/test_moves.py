@@ -4,7 +4,7 @@ the way things moved: its windows must be exactly the model's, and its true shif
 import numpy as np
 from conftest import read_barcode
 
-from bench.moves import held_out_windows, split, summary
+from bench.moves import split, stored_windows, summary
 from infer.config import resolve
 from infer.frames import model_from_levels, to_uint8
 from trainer import model
@@ -12,19 +12,20 @@ from trainer import model
 
 def test_each_window_is_the_context_stride_apart_then_the_next_step(barcode_video, tmp_path):
     config = resolve("tiny", None, {"data": {"videos": (str(barcode_video),), "stride": 3}, "model": {"context": 2}})
-    contexts, truth = held_out_windows(tmp_path, config, count=100)
+    contexts, truth = stored_windows(tmp_path, config, count=100)
     indices = np.array([[read_barcode(to_uint8(frames[i])) for frames in (*contexts, truth)]
                         for i in range(len(truth))])
     assert len(indices) > 1 and np.all(np.diff(indices, axis=1) == 3)
     assert np.all(np.diff(indices[:, 1]) > 0)  # in time order, each window once
-    first, middle, last = held_out_windows(tmp_path, config, count=3)[1]
+    first, middle, last = stored_windows(tmp_path, config, count=3)[1]
     assert [read_barcode(to_uint8(f)) for f in (first, last)] == [indices[0, -1], indices[-1, -1]]
     assert read_barcode(to_uint8(middle)) in indices[:, -1]  # the first, one between, the last
 
 
-def test_the_true_shift_is_exact_and_an_untrained_warp_head_has_not_moved_yet():
-    """A dark striped figure crossing a bright textured wall 2 pixels a frame: every window's shift reads +2, and
-    the flow's convolution starts at zero, so its median at the moving pixels is exactly 0."""
+def test_the_true_shift_is_exact_an_untrained_warp_head_has_not_moved_yet_and_a_fitted_flow_follows():
+    """A dark striped figure crossing a bright textured wall 2 pixels a frame: every window's shift reads +2; the
+    flow's convolution starts at zero, so its median at the moving pixels is exactly 0; and a flow fitted to the
+    truth finds the motion (-2: the newest frame is sampled 2 pixels to the left) and explains nearly all of it."""
     config = resolve("tiny", None, {"model": {"head": "warp", "context": 2}, "data": {"stride": 1}})
     wall = 200 + (np.arange(64)[None, :, None] * 7 % 40).astype(np.uint8) + np.zeros((64, 1, 3), np.uint8)
     figure = (15 * np.arange(10))[None, :, None]  # every column its own grey: no aperture problem
@@ -33,9 +34,14 @@ def test_the_true_shift_is_exact_and_an_untrained_warp_head_has_not_moved_yet():
         frames[t, 20:40, 4 + 2 * t:14 + 2 * t] = figure
     newest = np.linspace(1, 18, 8).round().astype(int)  # 8 windows spread over the film
     levels = model_from_levels(frames.astype(np.float32))
-    report = split(model.generator(config), [levels[newest - 1], levels[newest]], levels[newest + 1], "warp")
+    report = split(model.generator(config), [levels[newest - 1], levels[newest]], levels[newest + 1], "warp",
+                   fit_flow=True)
     assert report["windows"] == 8 and 0 < report["moving_share"] < 0.1
     assert report["shift_and_flow"] == [(2, 0.0)] * 8
     assert report["still"]["persistence_l1"] == 0.0  # the wall never changes
     assert np.isclose(sum(report["moving"]["weights"].values()), 1.0)
     assert "right +0.00 (8 windows)" in "\n".join(summary(report))
+    fitted = report["fitted"]
+    assert [shift for shift, _ in fitted["shift_and_flow"]] == [2] * 8
+    assert all(abs(dx + 2) < 0.25 for _, dx in fitted["shift_and_flow"]), fitted
+    assert fitted["moving_l1"] < 0.2 * report["moving"]["persistence_l1"]
