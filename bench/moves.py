@@ -12,9 +12,10 @@ is the whole-pixel horizontal shift (within 4) of the newest frame that best mat
 pixels; the flow is backward (the newest frame is sampled at x + dx), so content moving right by s pixels reads
 dx = -s, and a flow that follows the motion has its median at moving pixels near -shift.
 
-`--fit-flow` asks whether any flow could do better: a flow per pixel fitted to each window's truth itself (a bound
-no model reaches, since it sees the answer), read the same way. If even that flow does not follow the movers, a
-loss that teaches the warp head's flow by warping (the same fit, learned) would not teach it to either.
+`--fit-flow` asks what a flow that sees the answer does: each window's true shift, and flows per pixel fitted to the
+truth by gradient descent from still and from that shift, read the same way. A loss that teaches the warp head's
+flow by warping is this fit, learned: where the fit from still does not follow the movers, that loss would not
+teach the head to either. Writes RUN_DIR/moves-<checkpoint>.json (moves-<checkpoint>-train.json for --split train).
 """
 
 from __future__ import annotations
@@ -42,17 +43,20 @@ MOVES = 0.2  # a pixel moves when the truth differs from the newest frame by mor
 SHIFTS = range(-4, 5)
 
 
-def stored_windows(run_dir: Path, config: Config, count: int, split: str = "val") -> tuple[list[np.ndarray],
-                                                                                         np.ndarray]:
-    """Up to `count` of the run's own windows of `split`, spread evenly: the context (one [n, h, w, 3] array per
-    frame, oldest first) and the frame `stride` after the newest, in [-1, 1]. They come from the trainer's frame
-    store, reused where the run kept it and decoded once into the run directory where it did not."""
-    held = store.open_store(config, plan(config), split, run_dir / "frames")
-    if not held.count:
-        raise UserError(f"run {run_dir} has no {split} windows (a --final run holds no frame out); probe a run "
-                        "trained with a validation split, or give --split train")
-    rows = held.rows[np.linspace(0, held.count - 1, min(count, held.count)).round().astype(int)]
-    frames, context = np.load(held.path, mmap_mode="r"), config.model.context
+Windows = tuple[list[np.ndarray], np.ndarray]  # the context (one [n, h, w, 3] array per frame), the truth
+
+
+def stored_windows(run_dir: Path, config: Config, count: int, split: str = "val") -> Windows:
+    """Up to `count` of the run's own windows of `split`, spread evenly: the context (oldest first) and the frame
+    `stride` after the newest, in [-1, 1]. They come from the trainer's frame store, reused where the run kept it
+    and decoded once into the run directory where it did not (the whole split, however few windows are asked)."""
+    stored = store.open_store(config, plan(config), split, run_dir / "frames")
+    if not stored.count:
+        hint = ("a --final run holds no frame out: probe a run trained with a validation split, or give --split "
+                "train") if split == "val" else "its film is shorter than one window"
+        raise UserError(f"run {run_dir} has no {split} windows ({hint})")
+    rows = stored.rows[np.linspace(0, stored.count - 1, min(count, stored.count)).round().astype(int)]
+    frames, context = np.load(stored.path, mmap_mode="r"), config.model.context
     return ([model_from_levels(frames[rows[:, j]].astype(np.float32)) for j in range(context)],
             model_from_levels(frames[rows[:, context]].astype(np.float32)))
 
@@ -94,35 +98,57 @@ def split(generator: keras.Model, contexts: list[np.ndarray], truth: np.ndarray,
             report[region]["weights"] = dict(zip(names, (float(w) for w in weights[mask].mean(0)), strict=True))
     if head == "warp":
         report["shift_and_flow"] = shift_and_flow(newest, truth, moving, inner[1])
-    if fit_flow and moving.any():
-        flow = fitted_flow(newest, truth)
-        warped = np.asarray(model.warp(newest, flow))
-        report["fitted"] = {"moving_l1": float(np.abs(warped - truth).mean(-1)[moving].mean()),
-                            "shift_and_flow": shift_and_flow(newest, truth, moving, flow)}
+    if fit_flow:
+        report["fitted"] = fitted(newest, truth, moving)
     return report
 
 
-def shift_and_flow(newest: np.ndarray, truth: np.ndarray, moving: np.ndarray, flow: np.ndarray) -> list:
+def shift_and_flow(newest: np.ndarray, truth: np.ndarray, moving: np.ndarray,
+                   flow: np.ndarray) -> list[tuple[int, float]]:
     """(true shift, the flow's median dx at the moving pixels) of each window where at least 10 pixels move."""
     return [(true_shift(newest[i], truth[i], moving[i]), float(np.median(flow[i][..., 0][moving[i]])))
             for i in range(len(truth)) if moving[i].sum() >= 10]
 
 
-def fitted_flow(newest: np.ndarray, truth: np.ndarray) -> np.ndarray:
-    """A flow per pixel that carries `newest` onto `truth` as well as gradient descent finds: L1 of the warp at full,
-    half and quarter size (the flow halved with the picture, so a move of 3-4 pixels is within the one pixel a
-    bilinear warp's gradient sees at a quarter size), plus a little smoothness. Starts still, as the warp head does."""
+def fitted(newest: np.ndarray, truth: np.ndarray, moving: np.ndarray) -> dict:
+    """What flows that see the answer do on the moving pixels of the windows where at least 10 move: each window's
+    true shift as a flow, and flows fitted to the truth from still (as the warp head starts) and from that
+    shift. The L1 each leaves (persistence's there too, to compare) and where each fitted one's median points. If
+    the fit from the shift stays there and leaves less, following the movers is the better flow and descent
+    from still misses it; if it wanders off too, a flow that borrows colour from neighbours explains more."""
+    some = [i for i in range(len(truth)) if moving[i].sum() >= 10]
+    if not some:
+        return {}
+    newest, truth, moving = newest[some], truth[some], moving[some]
+    shifts = [true_shift(newest[i], truth[i], moving[i]) for i in range(len(truth))]
+    follow = np.zeros((*newest.shape[:3], 2), np.float32)
+    follow[..., 0] = -np.array(shifts, np.float32)[:, None, None]
+
+    def moving_l1(flow: np.ndarray) -> float:
+        return float(np.abs(np.asarray(model.warp(newest, flow)) - truth).mean(-1)[moving].mean())
+
+    report = {"persistence_l1": moving_l1(np.zeros_like(follow)), "shift_l1": moving_l1(follow)}
+    for name, start in (("from_still", np.zeros_like(follow)), ("from_shift", follow)):
+        flow = fitted_flow(newest, truth, start)
+        report[name] = {"moving_l1": moving_l1(flow), "shift_and_flow": shift_and_flow(newest, truth, moving, flow)}
+    return report
+
+
+def fitted_flow(newest: np.ndarray, truth: np.ndarray, start: np.ndarray) -> np.ndarray:
+    """A flow per pixel that carries `newest` onto `truth` as well as gradient descent from `start` finds: L1 of
+    the warp at full, half and quarter size (the flow halved with the picture, so a move of 3-4 pixels is within
+    the one pixel a bilinear warp's gradient sees at a quarter size), plus a little smoothness."""
     def half(x: tf.Tensor) -> tf.Tensor:
         return tf.nn.avg_pool2d(x, 2, 2, "VALID")
 
-    newest, truth = tf.constant(newest), tf.constant(truth)
-    flow = tf.Variable(tf.zeros((*newest.shape[:3], 2)))
+    frame0, target0 = tf.constant(newest), tf.constant(truth)
+    flow = tf.Variable(start)
     optimizer = keras.optimizers.Adam(FIT_RATE)
 
     @tf.function
     def step() -> None:
         with tf.GradientTape() as tape:
-            frame, target, moved, loss = newest, truth, tf.convert_to_tensor(flow), 0.0
+            frame, target, moved, loss = frame0, target0, tf.convert_to_tensor(flow), 0.0
             smoothness = (tf.reduce_mean(tf.abs(moved[:, 1:] - moved[:, :-1]))
                           + tf.reduce_mean(tf.abs(moved[:, :, 1:] - moved[:, :, :-1])))
             for level in range(3):
@@ -149,19 +175,27 @@ def summary(report: dict) -> list[str]:
     if "shift_and_flow" in report:
         lines.append("  flow's median dx at moving pixels, by the way they moved (following the motion reads "
                      "negative for right, positive for left): " + by_direction(report["shift_and_flow"]))
-    if "fitted" in report:
-        fitted = report["fitted"]
-        lines.append(f"  a flow fitted to the truth (a bound: it sees the answer): L1 on moving pixels "
-                     f"{fitted['moving_l1'] / max(report['moving']['persistence_l1'], 1e-9):.2f}x persistence's; "
-                     f"its median dx {by_direction(fitted['shift_and_flow'])}")
+    if fits := report.get("fitted"):
+        def ratio(l1: float) -> str:
+            return f"{l1 / max(fits['persistence_l1'], 1e-9):.2f}x"
+
+        lines.append(f"  flows that see the answer, L1 on moving pixels against persistence's: the true shift "
+                     f"{ratio(fits['shift_l1'])}")
+        for name in ("from_still", "from_shift"):
+            fit = fits[name]
+            lines.append(f"    fitted {name.replace('_', ' ')}: {ratio(fit['moving_l1'])}; median dx "
+                         + by_direction(fit["shift_and_flow"]))
     return lines
 
 
-def by_direction(pairs: list) -> str:
-    """The mean flow median of the windows that moved right, and of those that moved left."""
-    sides = [(side, [dx for shift, dx in pairs if np.sign(shift) == sign]) for side, sign in (("right", 1),
-                                                                                             ("left", -1))]
-    return "; ".join(f"{side} {np.mean(dxs):+.2f} ({len(dxs)} windows)" for side, dxs in sides if dxs)
+def by_direction(pairs: list[tuple[int, float]]) -> str:
+    """The mean flow median (and the mean true shift) of the windows that moved right, and of those that moved
+    left."""
+    sides = [(side, [pair for pair in pairs if np.sign(pair[0]) == sign]) for side, sign in (("right", 1),
+                                                                                            ("left", -1))]
+    return "; ".join(f"{side} {np.mean([dx for _, dx in chosen]):+.2f} (shift "
+                     f"{np.mean([shift for shift, _ in chosen]):+.1f}, {len(chosen)} windows)"
+                     for side, chosen in sides if chosen) or "no window moved sideways"
 
 
 def main(argv: list[str]) -> None:
@@ -171,8 +205,8 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--windows", type=int, default=20)
     parser.add_argument("--split", choices=("val", "train"), default="val",
                         help="The held-out windows, or those the run trained on.")
-    parser.add_argument("--fit-flow", action="store_true", help="Also fit a flow to each window's truth: a bound on "
-                        "what any flow could explain, and whether it follows the movers.")
+    parser.add_argument("--fit-flow", action="store_true", help="Also fit flows to each window's truth (from still "
+                        "and from its true shift): do they follow the movers, and what is left?")
     args = parser.parse_args(argv)
     config = read_config(args.run_dir)
     generator, step = load_generator(args.run_dir, find_checkpoint(args.run_dir, args.checkpoint))

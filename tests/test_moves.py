@@ -1,5 +1,6 @@
 """bench.moves splits a model's one-step error into moving and still pixels and reads the warp head's flow beside
-the way things moved: its windows must be exactly the model's, and its true shift exact on a known motion."""
+the way things moved: its windows must be exactly the model's, its true shift exact on a known motion, and a flow
+fitted to the answer must follow a motion that a flow can follow."""
 
 import numpy as np
 from conftest import read_barcode
@@ -20,6 +21,10 @@ def test_each_window_is_the_context_stride_apart_then_the_next_step(barcode_vide
     first, middle, last = stored_windows(tmp_path, config, count=3)[1]
     assert [read_barcode(to_uint8(f)) for f in (first, last)] == [indices[0, -1], indices[-1, -1]]
     assert read_barcode(to_uint8(middle)) in indices[:, -1]  # the first, one between, the last
+    trained_contexts, trained_truth = stored_windows(tmp_path, config, count=100, split="train")
+    trained = [read_barcode(to_uint8(frames[i])) for frames in (*trained_contexts, trained_truth)
+               for i in range(len(trained_truth))]
+    assert trained and max(trained) < indices.min()  # the training split comes first in time
 
 
 def test_the_true_shift_is_exact_an_untrained_warp_head_has_not_moved_yet_and_a_fitted_flow_follows():
@@ -40,8 +45,12 @@ def test_the_true_shift_is_exact_an_untrained_warp_head_has_not_moved_yet_and_a_
     assert report["shift_and_flow"] == [(2, 0.0)] * 8
     assert report["still"]["persistence_l1"] == 0.0  # the wall never changes
     assert np.isclose(sum(report["moving"]["weights"].values()), 1.0)
-    assert "right +0.00 (8 windows)" in "\n".join(summary(report))
-    fitted = report["fitted"]
-    assert [shift for shift, _ in fitted["shift_and_flow"]] == [2] * 8
-    assert all(abs(dx + 2) < 0.25 for _, dx in fitted["shift_and_flow"]), fitted
-    assert fitted["moving_l1"] < 0.2 * report["moving"]["persistence_l1"]
+    assert "right +0.00 (shift +2.0, 8 windows)" in "\n".join(summary(report))
+    fits = report["fitted"]
+    assert fits["persistence_l1"] == report["moving"]["persistence_l1"]
+    assert fits["shift_l1"] < 0.5 * fits["persistence_l1"]  # only the wall uncovered behind the figure is left
+    for name in ("from_still", "from_shift"):
+        assert [shift for shift, _ in fits[name]["shift_and_flow"]] == [2] * 8
+        assert all(abs(dx + 2) < 0.25 for _, dx in fits[name]["shift_and_flow"]), fits[name]
+        assert fits[name]["moving_l1"] < 0.2 * fits["persistence_l1"]
+    assert "fitted from still: " in "\n".join(summary(report))
