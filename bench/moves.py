@@ -41,6 +41,7 @@ FIT_STEPS, FIT_RATE = 300, 0.05  # Adam steps and rate of the fitted flow: enoug
 FIT_SMOOTHNESS = 0.01  # weight of the fitted flow's mean |gradient| (pixels per pixel) against its L1
 MOVES = 0.2  # a pixel moves when the truth differs from the newest frame by more than this, in [-1, 1]
 SHIFTS = range(-4, 5)
+SOME = 10  # moving pixels a window needs before its shift and a flow's median there are read
 
 
 Windows = tuple[list[np.ndarray], np.ndarray]  # the context (one [n, h, w, 3] array per frame), the truth
@@ -96,33 +97,35 @@ def split(generator: keras.Model, contexts: list[np.ndarray], truth: np.ndarray,
         if layer is not None:
             weights, names = head_weights(head, inner[0])
             report[region]["weights"] = dict(zip(names, (float(w) for w in weights[mask].mean(0)), strict=True))
+    shifted = shifts(newest, truth, moving)
     if head == "warp":
-        report["shift_and_flow"] = shift_and_flow(newest, truth, moving, inner[1])
-    if fit_flow:
-        report["fitted"] = fitted(newest, truth, moving)
+        report["shift_and_flow"] = shift_and_flow(shifted, moving, inner[1])
+    if fit_flow and shifted:
+        report["fitted"] = fitted(newest, truth, moving, shifted)
     return report
 
 
-def shift_and_flow(newest: np.ndarray, truth: np.ndarray, moving: np.ndarray,
-                   flow: np.ndarray) -> list[tuple[int, float]]:
-    """(true shift, the flow's median dx at the moving pixels) of each window where at least 10 pixels move."""
-    return [(true_shift(newest[i], truth[i], moving[i]), float(np.median(flow[i][..., 0][moving[i]])))
-            for i in range(len(truth)) if moving[i].sum() >= 10]
+def shifts(newest: np.ndarray, truth: np.ndarray, moving: np.ndarray) -> list[tuple[int, int]]:
+    """(window, true shift) of each window where at least `SOME` pixels move."""
+    return [(i, true_shift(newest[i], truth[i], moving[i])) for i in range(len(truth)) if moving[i].sum() >= SOME]
 
 
-def fitted(newest: np.ndarray, truth: np.ndarray, moving: np.ndarray) -> dict:
-    """What flows that see the answer do on the moving pixels of the windows where at least 10 move: each window's
-    true shift as a flow, and flows fitted to the truth from still (as the warp head starts) and from that
-    shift. The L1 each leaves (persistence's there too, to compare) and where each fitted one's median points. If
-    the fit from the shift stays there and leaves less, following the movers is the better flow and descent
-    from still misses it; if it wanders off too, a flow that borrows colour from neighbours explains more."""
-    some = [i for i in range(len(truth)) if moving[i].sum() >= 10]
-    if not some:
-        return {}
+def shift_and_flow(shifted: list[tuple[int, int]], moving: np.ndarray, flow: np.ndarray) -> list[tuple[int, float]]:
+    """(true shift, the flow's median dx at the moving pixels) of each of the `shifted` windows."""
+    return [(shift, float(np.median(flow[i][..., 0][moving[i]]))) for i, shift in shifted]
+
+
+def fitted(newest: np.ndarray, truth: np.ndarray, moving: np.ndarray, shifted: list[tuple[int, int]]) -> dict:
+    """What flows that see the answer do on the moving pixels of the `shifted` windows: each window's true shift
+    as a flow, and flows fitted to the truth from still (as the warp head starts) and from that shift. The L1
+    each leaves (persistence's there too, to compare) and where each fitted one's median points. If the fit from
+    the shift stays there and leaves less, following the movers is the better flow and descent from still misses
+    it; if it wanders off too, a flow that borrows colour from neighbours explains more."""
+    some = [i for i, _ in shifted]
     newest, truth, moving = newest[some], truth[some], moving[some]
-    shifts = [true_shift(newest[i], truth[i], moving[i]) for i in range(len(truth))]
+    shifted = [(j, shift) for j, (_, shift) in enumerate(shifted)]  # the same windows, numbered among themselves
     follow = np.zeros((*newest.shape[:3], 2), np.float32)
-    follow[..., 0] = -np.array(shifts, np.float32)[:, None, None]
+    follow[..., 0] = -np.array([shift for _, shift in shifted], np.float32)[:, None, None]
 
     def moving_l1(flow: np.ndarray) -> float:
         return float(np.abs(np.asarray(model.warp(newest, flow)) - truth).mean(-1)[moving].mean())
@@ -130,7 +133,7 @@ def fitted(newest: np.ndarray, truth: np.ndarray, moving: np.ndarray) -> dict:
     report = {"persistence_l1": moving_l1(np.zeros_like(follow)), "shift_l1": moving_l1(follow)}
     for name, start in (("from_still", np.zeros_like(follow)), ("from_shift", follow)):
         flow = fitted_flow(newest, truth, start)
-        report[name] = {"moving_l1": moving_l1(flow), "shift_and_flow": shift_and_flow(newest, truth, moving, flow)}
+        report[name] = {"moving_l1": moving_l1(flow), "shift_and_flow": shift_and_flow(shifted, moving, flow)}
     return report
 
 

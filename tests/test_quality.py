@@ -105,8 +105,6 @@ def test_the_last_checkpoint_is_judged_from_the_same_runs_in_rows_of_its_own(tmp
     assert picture == tmp_path / "quality" / "defaults@latest.png"
 
 
-
-
 def test_a_film_kept_from_an_earlier_comparison_whose_runs_are_gone_gets_a_picture_of_the_new_films(tmp_path,
                                                                                                    monkeypatch):
     import bench.quality as quality
