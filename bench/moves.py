@@ -10,12 +10,17 @@ trained on, to tell what training asks for from what fails to carry over). A pix
 truth differs from the newest frame by more than 0.2 (in [-1, 1], averaged over channels). A window's true shift
 is the whole-pixel horizontal shift (within 4) of the newest frame that best matches the truth on its moving
 pixels; the flow is backward (the newest frame is sampled at x + dx), so content moving right by s pixels reads
-dx = -s, and a flow that follows the motion has its median at moving pixels near -shift.
+dx = -s. A flow's direction is read at the moving pixels the shift carries (where the newest frame shifted by it
+matches the truth): there a flow that follows the motion reads -shift. The other moving pixels are mostly
+background a mover uncovered, which no flow from the newest frame holds; a median over all moving pixels mixes
+them in and reads a following flow as nearly still.
 
-`--fit-flow` asks what a flow that sees the answer does: each window's true shift, and flows per pixel fitted to the
-truth by gradient descent from still and from that shift, read the same way. A loss that teaches the warp head's
-flow by warping is this fit, learned: where the fit from still does not follow the movers, that loss would not
-teach the head to either. Writes RUN_DIR/moves-<checkpoint>.json (moves-<checkpoint>-train.json for --split train).
+`--fit-flow` asks what a flow that sees the answer does: each window's true shift, flows per pixel fitted to the
+truth by gradient descent from still and from that shift, and OpenCV's DIS flow between the newest frame and the
+truth, read the same way. A loss that teaches the warp head's flow by warping is this fit, learned: where the fit
+from still does not follow the movers, that loss would not teach the head to either. DIS flow is the target the
+issue proposed for teaching it directly: where DIS does not follow them, that target would not either. Writes
+RUN_DIR/moves-<checkpoint>.json (moves-<checkpoint>-train.json for --split train).
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ from export.onnx_export import find_checkpoint, load_generator
 from infer.config import Config
 from infer.errors import UserError, exit_on_user_error, write_text_atomic
 from infer.frames import model_from_levels
-from trainer import model, store
+from trainer import flows, model, store
 from trainer.plan import plan
 from trainer.rundir import read_config
 
@@ -41,7 +46,9 @@ FIT_STEPS, FIT_RATE = 300, 0.05  # Adam steps and rate of the fitted flow: enoug
 FIT_SMOOTHNESS = 0.01  # weight of the fitted flow's mean |gradient| (pixels per pixel) against its L1
 MOVES = 0.2  # a pixel moves when the truth differs from the newest frame by more than this, in [-1, 1]
 SHIFTS = range(-4, 5)
-SOME = 10  # moving pixels a window needs before its shift and a flow's median there are read
+SOME = 10  # carried pixels a window needs before its shift and a flow's median there are read
+CARRIED = 0.1  # a moving pixel is carried by a shift when the shifted newest frame is this close to the truth
+DIS_SCALES = (1, flows.SCALE)  # DIS flow on the frames as stored, and as the flow targets see them
 
 
 Windows = tuple[list[np.ndarray], np.ndarray]  # the context (one [n, h, w, 3] array per frame), the truth
@@ -80,7 +87,7 @@ def head_weights(head: str, raw: np.ndarray) -> tuple[np.ndarray, tuple[str, ...
 def split(generator: keras.Model, contexts: list[np.ndarray], truth: np.ndarray, head: str,
           fit_flow: bool = False) -> dict:
     """The one-step L1 of the model and of persistence on moving and still pixels; the head's mean weights
-    there; for the warp head, each window's true shift beside its flow's median at the moving pixels; with
+    there; for the warp head, each window's true shift beside its flow's median at the carried pixels; with
     `fit_flow`, the same for a flow fitted to the truth."""
     layer = generator.get_layer("next_frame") if head in ("mask", "warp") else None
     probe = keras.Model(generator.inputs, [generator.outputs[0], *(layer.input[:-1] if layer else [])])
@@ -97,32 +104,43 @@ def split(generator: keras.Model, contexts: list[np.ndarray], truth: np.ndarray,
         if layer is not None:
             weights, names = head_weights(head, inner[0])
             report[region]["weights"] = dict(zip(names, (float(w) for w in weights[mask].mean(0)), strict=True))
-    shifted = shifts(newest, truth, moving)
+    shifted, carried = shifts(newest, truth, moving)
+    report["carried_share"] = float(carried.sum() / max(moving.sum(), 1))
     if head == "warp":
-        report["shift_and_flow"] = shift_and_flow(shifted, moving, inner[1])
+        report["shift_and_flow"] = shift_and_flow(shifted, carried, inner[1])
     if fit_flow and shifted:
-        report["fitted"] = fitted(newest, truth, moving, shifted)
+        report["fitted"] = fitted(newest, truth, moving, carried, shifted)
     return report
 
 
-def shifts(newest: np.ndarray, truth: np.ndarray, moving: np.ndarray) -> list[tuple[int, int]]:
-    """(window, true shift) of each window where at least `SOME` pixels move."""
-    return [(i, true_shift(newest[i], truth[i], moving[i])) for i in range(len(truth)) if moving[i].sum() >= SOME]
+def shifts(newest: np.ndarray, truth: np.ndarray, moving: np.ndarray) -> tuple[list[tuple[int, int]], np.ndarray]:
+    """(window, true shift) of each window whose shift carries at least `SOME` of its moving pixels, and the
+    carried pixels of every window (none where the window is left out)."""
+    shifted, carried = [], np.zeros_like(moving)
+    for i in range(len(truth)):
+        shift = true_shift(newest[i], truth[i], moving[i])
+        carries = moving[i] & (np.abs(np.roll(newest[i], shift, axis=1) - truth[i]).mean(-1) < CARRIED)
+        if carries.sum() >= SOME:
+            shifted.append((i, shift))
+            carried[i] = carries
+    return shifted, carried
 
 
-def shift_and_flow(shifted: list[tuple[int, int]], moving: np.ndarray, flow: np.ndarray) -> list[tuple[int, float]]:
-    """(true shift, the flow's median dx at the moving pixels) of each of the `shifted` windows."""
-    return [(shift, float(np.median(flow[i][..., 0][moving[i]]))) for i, shift in shifted]
+def shift_and_flow(shifted: list[tuple[int, int]], carried: np.ndarray, flow: np.ndarray) -> list[tuple[int, float]]:
+    """(true shift, the flow's median dx at the carried pixels) of each of the `shifted` windows."""
+    return [(shift, float(np.median(flow[i][..., 0][carried[i]]))) for i, shift in shifted]
 
 
-def fitted(newest: np.ndarray, truth: np.ndarray, moving: np.ndarray, shifted: list[tuple[int, int]]) -> dict:
+def fitted(newest: np.ndarray, truth: np.ndarray, moving: np.ndarray, carried: np.ndarray,
+           shifted: list[tuple[int, int]]) -> dict:
     """What flows that see the answer do on the moving pixels of the `shifted` windows: each window's true shift
-    as a flow, and flows fitted to the truth from still (as the warp head starts) and from that shift. The L1
-    each leaves (persistence's there too, to compare) and where each fitted one's median points. If the fit from
-    the shift stays there and leaves less, following the movers is the better flow and descent from still misses
-    it; if it wanders off too, a flow that borrows colour from neighbours explains more."""
+    as a flow, and flows fitted to the truth from still (as the warp head starts) and from that shift. The L1 each
+    leaves (persistence's there too, to compare) and where each one's median at the carried pixels points. If the
+    fit from the shift stays there and leaves less, following the movers is the better flow and descent from still
+    misses it; if it wanders off too, a flow that borrows colour from neighbours explains more. DIS flow, read the
+    same way, says whether a target from it would point the way movers go."""
     some = [i for i, _ in shifted]
-    newest, truth, moving = newest[some], truth[some], moving[some]
+    newest, truth, moving, carried = newest[some], truth[some], moving[some], carried[some]
     shifted = [(j, shift) for j, (_, shift) in enumerate(shifted)]  # the same windows, numbered among themselves
     follow = np.zeros((*newest.shape[:3], 2), np.float32)
     follow[..., 0] = -np.array([shift for _, shift in shifted], np.float32)[:, None, None]
@@ -131,9 +149,11 @@ def fitted(newest: np.ndarray, truth: np.ndarray, moving: np.ndarray, shifted: l
         return float(np.abs(np.asarray(model.warp(newest, flow)) - truth).mean(-1)[moving].mean())
 
     report = {"persistence_l1": moving_l1(np.zeros_like(follow)), "shift_l1": moving_l1(follow)}
-    for name, start in (("from_still", np.zeros_like(follow)), ("from_shift", follow)):
-        flow = fitted_flow(newest, truth, start)
-        report[name] = {"moving_l1": moving_l1(flow), "shift_and_flow": shift_and_flow(shifted, moving, flow)}
+    found = {"from_still": fitted_flow(newest, truth, np.zeros_like(follow)),
+             "from_shift": fitted_flow(newest, truth, follow),
+             **{f"dis_{scale}x": flows.dis_flow(newest, truth, scale) for scale in DIS_SCALES}}
+    for name, flow in found.items():
+        report[name] = {"moving_l1": moving_l1(flow), "shift_and_flow": shift_and_flow(shifted, carried, flow)}
     return report
 
 
@@ -167,7 +187,8 @@ def fitted_flow(newest: np.ndarray, truth: np.ndarray, start: np.ndarray) -> np.
 
 
 def summary(report: dict) -> list[str]:
-    lines = [f"{report['windows']} windows; {report['moving_share']:.1%} of pixels move"]
+    lines = [f"{report['windows']} windows; {report['moving_share']:.1%} of pixels move, {report['carried_share']:.0%} "
+             "of those carried by their window's shift"]
     for region in ("moving", "still"):
         r = report[region]
         if r["model_l1"] is None:
@@ -176,7 +197,7 @@ def summary(report: dict) -> list[str]:
         lines.append(f"  {region:6s}: L1 {r['model_l1']:.4f} (persistence {r['persistence_l1']:.4f}, "
                      f"{r['model_l1'] / max(r['persistence_l1'], 1e-9):.2f}x)  {weights}")
     if "shift_and_flow" in report:
-        lines.append("  flow's median dx at moving pixels, by the way they moved (following the motion reads "
+        lines.append("  flow's median dx at carried pixels, by the way they moved (following the motion reads "
                      "negative for right, positive for left): " + by_direction(report["shift_and_flow"]))
     if fits := report.get("fitted"):
         def ratio(l1: float) -> str:
@@ -184,10 +205,10 @@ def summary(report: dict) -> list[str]:
 
         lines.append(f"  flows that see the answer, L1 on moving pixels against persistence's: the true shift "
                      f"{ratio(fits['shift_l1'])}")
-        for name in ("from_still", "from_shift"):
+        for name in ("from_still", "from_shift", *(f"dis_{scale}x" for scale in DIS_SCALES)):
             fit = fits[name]
-            lines.append(f"    fitted {name.replace('_', ' ')}: {ratio(fit['moving_l1'])}; median dx "
-                         + by_direction(fit["shift_and_flow"]))
+            label = f"DIS at {name[4:]} size" if name.startswith("dis") else f"fitted {name.replace('_', ' ')}"
+            lines.append(f"    {label}: {ratio(fit['moving_l1'])}; median dx " + by_direction(fit["shift_and_flow"]))
     return lines
 
 

@@ -78,6 +78,9 @@ class TrainConfig:
     # (0: none). Its loss reaches every step of the chain, so a chain that stalls, fades or flickers is penalised.
     sequence_disc: int = 0
     sequence_weight: float = 1.0  # the sequence discriminator's loss against the one-step GAN loss (weight 1)
+    # The warp head's flow against DIS flow between the real frames (pixels, L1; 0: none): a flow target that
+    # says which way things go (trainer/flows.py).
+    flow_weight: float = 0.0
     lr_decay: bool = True  # linear decay to 0 over the second half (pix2pix)
     precision: str = "auto"  # auto: mixed_float16 on GPU, float32 on CPU
     strategy: str = "auto"  # auto: multiworker with TF_CONFIG, mirrored on >1 GPU, else default
@@ -173,6 +176,12 @@ class Config:
         if t.sequence_disc == 1 or t.sequence_disc < 0 or t.sequence_weight < 0:
             raise UserError(f"sequence_disc is the number of generated frames judged together: 0 (none) or 2 or more, "
                             f"and sequence_weight >= 0 (got {t.sequence_disc}, {t.sequence_weight})")
+        if t.flow_weight < 0 or (t.flow_weight and m.head != "warp"):
+            raise UserError(f"flow_weight weighs the warp head's flow against a flow target: give >= 0, and with it "
+                            f"--head warp (got {t.flow_weight} with the {m.head} head)")
+        if t.flow_weight and (d.jitter or d.mirror):
+            raise UserError("flow targets are computed on the frames as stored: give --jitter 0 and no --mirror with "
+                            "flow_weight")
         if m.head not in HEADS:
             raise UserError(f"head must be one of {', '.join(HEADS)} (got {m.head!r})")
         if not 0 < m.keep_init < 1:

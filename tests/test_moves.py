@@ -29,8 +29,10 @@ def test_each_window_is_the_context_stride_apart_then_the_next_step(barcode_vide
 
 def test_the_true_shift_is_exact_an_untrained_warp_head_has_not_moved_yet_and_a_fitted_flow_follows():
     """A dark striped figure crossing a bright textured wall 2 pixels a frame: every window's shift reads +2; the
-    flow's convolution starts at zero, so its median at the moving pixels is exactly 0; and a flow fitted to the
-    truth finds the motion (-2: the newest frame is sampled 2 pixels to the left) and explains nearly all of it."""
+    flow's convolution starts at zero, so its median at the carried pixels is exactly 0; and a flow fitted to the
+    truth finds the motion (-2: the newest frame is sampled 2 pixels to the left) and explains nearly all of it; so
+    does DIS flow, exactly on frames enlarged 4x, short at their own size (its 4-pixel patches see the figure's edge
+    and the wall behind it)."""
     config = resolve("tiny", None, {"model": {"head": "warp", "context": 2}, "data": {"stride": 1}})
     wall = 200 + (np.arange(64)[None, :, None] * 7 % 40).astype(np.uint8) + np.zeros((64, 1, 3), np.uint8)
     figure = (15 * np.arange(10))[None, :, None]  # every column its own grey: no aperture problem
@@ -42,6 +44,9 @@ def test_the_true_shift_is_exact_an_untrained_warp_head_has_not_moved_yet_and_a_
     report = split(model.generator(config), [levels[newest - 1], levels[newest]], levels[newest + 1], "warp",
                    fit_flow=True)
     assert report["windows"] == 8 and 0 < report["moving_share"] < 0.1
+    # The figure's 10x20 pixels all change (neighbouring columns differ by 30 levels) and its shift carries them;
+    # the 2 columns of wall it uncovers change too, and no shift of the newest frame holds them.
+    assert report["carried_share"] == 200 / 240
     assert report["shift_and_flow"] == [(2, 0.0)] * 8
     assert report["still"]["persistence_l1"] == 0.0  # the wall never changes
     assert np.isclose(sum(report["moving"]["weights"].values()), 1.0)
@@ -53,4 +58,7 @@ def test_the_true_shift_is_exact_an_untrained_warp_head_has_not_moved_yet_and_a_
         assert [shift for shift, _ in fits[name]["shift_and_flow"]] == [2] * 8
         assert all(abs(dx + 2) < 0.25 for _, dx in fits[name]["shift_and_flow"]), fits[name]
         assert fits[name]["moving_l1"] < 0.2 * fits["persistence_l1"]
-    assert "fitted from still: " in "\n".join(summary(report))
+    assert all(abs(dx + 2) < 0.05 for _, dx in fits["dis_4x"]["shift_and_flow"]), fits["dis_4x"]
+    assert all(-2 < dx < -1.5 for _, dx in fits["dis_1x"]["shift_and_flow"]), fits["dis_1x"]
+    assert fits["dis_4x"]["moving_l1"] < 0.5 * fits["persistence_l1"]
+    assert "fitted from still: " in "\n".join(summary(report)) and "DIS at 4x size: " in "\n".join(summary(report))

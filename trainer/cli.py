@@ -85,6 +85,8 @@ def cli(
                                                       "real ones with a second discriminator (0: none).")] = None,
     sequence_weight: Annotated[float | None, typer.Option(help="Weight of the sequence discriminator's loss.")]
     = None,
+    flow_weight: Annotated[float | None, typer.Option(help="Weight of the warp head's flow against DIS flow "
+                                                      "between the real frames (0: none).")] = None,
     l1_weight: Annotated[float | None, typer.Option(help="Weight of the L1 loss against the GAN loss.")] = None,
     gradient_weight: Annotated[float | None, typer.Option(help="Weight of a gradient-difference (edge) loss.")]
     = None,
@@ -114,7 +116,7 @@ def cli(
         "train": {"steps": steps, "batch_size": batch_size, "precision": precision, "strategy": strategy,
                   "xla": xla, "seed": seed, "deterministic": deterministic, "noise": noise, "unroll": unroll,
                   "unroll_grad": unroll_grad, "sequence_disc": sequence_disc, "sequence_weight": sequence_weight,
-                  "l1_weight": l1_weight, "gradient_weight": gradient_weight,
+                  "flow_weight": flow_weight, "l1_weight": l1_weight, "gradient_weight": gradient_weight,
                   "best_by": best_by},
     })
     plans = plan(config)

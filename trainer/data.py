@@ -12,6 +12,7 @@ import tensorflow as tf
 
 from infer.config import Config
 from infer.frames import model_from_levels
+from trainer.flows import FlowStore
 from trainer.store import FrameStore
 
 
@@ -51,11 +52,13 @@ def augment_batch(config: Config, positions: tf.Tensor, windows: tf.Tensor) -> t
 
 
 def train_batches(config: Config, store: FrameStore, start_step: int,
-                  pipeline: tf.distribute.InputContext | None = None) -> tf.data.Dataset:
+                  pipeline: tf.distribute.InputContext | None = None,
+                  flows: FlowStore | None = None) -> tf.data.Dataset:
     """Shuffled, endless batches for the replicas one input pipeline feeds, from the windows of its store, starting
-    at `start_step` (resume): (each window's position in the stream, which seeds its augmentation; uint8 windows).
-    The device that trains converts and augments them (`augment_batch`): a uint8 window is a quarter of its
-    float32 bytes on the way there, and the host only gathers.
+    at `start_step` (resume): (each window's position in the stream, which seeds its augmentation; uint8 windows;
+    with `flows`, the flow target into each frame after the first). The device that trains converts and augments
+    them (`augment_batch`): a uint8 window is a quarter of its float32 bytes on the way there, and the host only
+    gathers.
 
     Under a distribution strategy each worker is one pipeline with a share of the windows (`plan.shard`):
     a step takes `batch_size / pipelines` windows from each, one per-replica batch per replica. Augmentation
@@ -76,7 +79,7 @@ def train_batches(config: Config, store: FrameStore, start_step: int,
               .unbatch()
               .skip(offset % block))
     return (tf.data.Dataset.zip(tf.data.Dataset.counter(first), stream)
-            .map(lambda i, row: (i * pipelines + me, store.gather(row)),
+            .map(lambda i, row: (i * pipelines + me, store.gather(row), *([flows.gather(row)] if flows else [])),
                  num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
             .batch(pipeline.get_per_replica_batch_size(config.train.batch_size), drop_remainder=True)
             .prefetch(tf.data.AUTOTUNE))

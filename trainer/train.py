@@ -24,7 +24,7 @@ import tensorflow as tf
 from infer.config import SPLIT_NAMES, Config
 from infer.errors import UserError, write_text_atomic
 from infer.progress import Steps
-from trainer import cluster, data, faults, model, rundir, store, validation
+from trainer import cluster, data, faults, flows, model, rundir, store, validation
 from trainer.plan import VideoPlan, plan, shard
 
 PREVIEW_FPS = 8
@@ -111,6 +111,9 @@ class Trainer:
                 self.sequence_opt = optimizer(config, precision)
                 self.sequence_opt.build(self.sequence_disc.trainable_variables)
                 parts = {"sequence_disc": self.sequence_disc, "sequence_opt": self.sequence_opt}
+            if config.train.flow_weight:  # the same generator, its flow read out beside the frame
+                self.with_flow = keras.Model(self.generator.inputs, [self.generator.outputs[0],
+                                                                     self.generator.get_layer("next_frame").input[1]])
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         keras.config.set_dtype_policy("float32")
         checkpoint = tf.train.Checkpoint(generator=self.generator, discriminator=self.discriminator,
@@ -185,8 +188,10 @@ class Trainer:
                              + self._per_window(self.bce(tf.zeros_like(fake), fake)))
         return fooled, told
 
-    def _train_step(self, window: tf.Tensor, depth: tf.Tensor, step: tf.Tensor) -> dict[str, tf.Tensor]:
-        """window: [batch, config.window, h, w, 3]; the context is its first frames."""
+    def _train_step(self, window: tf.Tensor, depth: tf.Tensor, step: tf.Tensor,
+                    flow_targets: tf.Tensor | None = None) -> dict[str, tf.Tensor]:
+        """window: [batch, config.window, h, w, 3]; the context is its first frames. flow_targets (with a flow weight):
+        [batch, config.window - 1, h, w, 2], the flow target into each frame after the first."""
         t, k = self.config.train, self.config.model.context
         context = real_context = [window[:, j] for j in range(k)]
         target = window[:, k]
@@ -198,7 +203,11 @@ class Trainer:
                 context, target = self._unroll(context, depth), tf.gather(window, k + depth, axis=1)
             if t.noise:
                 context = self._noisy(context, step)
-            fake = self.generator(context, training=True)
+            if t.flow_weight:
+                fake, flow = self.with_flow(context, training=True)
+                flow_l1 = self._average(self._per_window(tf.abs(flow - tf.gather(flow_targets, k - 1 + depth, axis=1))))
+            else:
+                fake = self.generator(context, training=True)
             real_logits = self.discriminator([*context, target], training=True)
             fake_logits = self.discriminator([*context, fake], training=True)
             gan = self._average(self._per_window(self.bce(tf.ones_like(fake_logits), fake_logits)))
@@ -209,6 +218,9 @@ class Trainer:
             disc_loss = self._average(self._per_window(self.bce(tf.ones_like(real_logits), real_logits))
                                       + self._per_window(self.bce(tf.zeros_like(fake_logits), fake_logits)))
             losses = {"gan": gan, "l1": l1, "disc": disc_loss}
+            if t.flow_weight:
+                losses["flow"] = flow_l1
+                gen_loss += t.flow_weight * flow_l1
             if t.sequence_disc:
                 losses["seq_gan"], losses["seq_disc"] = self._sequence_losses(real_context, window)
                 gen_loss += t.sequence_weight * losses["seq_gan"]
@@ -223,12 +235,13 @@ class Trainer:
             self.sequence_opt.apply(sequence_tape.gradient(sequence_scaled, sequence_vars), sequence_vars)
         return {"gen": gen_loss, **losses}
 
-    def _distributed_step(self, batch: tuple[tf.Tensor, tf.Tensor]) -> dict[str, tf.Tensor]:
-        """One step on a batch from `data.train_batches`: (positions, uint8 windows), augmented on the device."""
+    def _distributed_step(self, batch: tuple[tf.Tensor, ...]) -> dict[str, tf.Tensor]:
+        """One step on a batch from `data.train_batches`: (positions, uint8 windows[, flow targets]), augmented on
+        the device."""
         depth = self.unroll_depth(self.step) if self.config.train.unroll else tf.constant(0)
 
-        def replica(positions: tf.Tensor, windows: tf.Tensor) -> dict[str, tf.Tensor]:
-            return self.replica_step(data.augment_batch(self.config, positions, windows), depth, self.step)
+        def replica(positions: tf.Tensor, windows: tf.Tensor, *targets: tf.Tensor) -> dict[str, tf.Tensor]:
+            return self.replica_step(data.augment_batch(self.config, positions, windows), depth, self.step, *targets)
 
         losses = self.strategy.run(replica, args=batch)
         self.step.assign_add(1)
@@ -404,7 +417,9 @@ def _train(config: Config, worker_dir: Path, strategy: tf.distribute.Strategy, p
             uneven = f"; blocks hold {least} or {least + 1}" if counts["train"] % pipelines else ""
             share.append(f"; this worker reads {count} of them (block {me + 1} of {pipelines} in time{uneven})")
         name = "train" if pipelines == 1 else f"train-{me}-of-{pipelines}"
-        return data.train_batches(config, store.open_store(config, mine, "train", frames, name), start, pipeline)
+        stored = store.open_store(config, mine, "train", frames, name)
+        targets = flows.open_flows(stored, config.data.stride) if t.flow_weight else None
+        return data.train_batches(config, stored, start, pipeline, targets)
 
     batches = strategy.distribute_datasets_from_function(input_pipeline)
     print(f"resuming at step {start} of {t.steps}" if start else f"starting: {counts['train']} training windows "
