@@ -202,23 +202,24 @@ TECHNIQUES = {"residual": {"model": {"head": "residual"}}, "noise_0.05": {"train
               "jitter_0_unroll_4": {"data": {"jitter": 0.0}, "train": {"unroll": 4}},
               "jitter_0_unroll_4_mask": ALIVE}
 # What #20 adds on top of the presets (`ALIVE`), measured against them: the warp head, the sequence discriminator,
-# both.
+# both, and the warp head with flow targets.
 ON_PRESETS = {"warp": {"model": {"head": "warp"}}, "sequence_disc_3": {"train": {"sequence_disc": 3}},
-              "warp_sequence_disc_3": {"model": {"head": "warp"}, "train": {"sequence_disc": 3}}}
+              "warp_sequence_disc_3": {"model": {"head": "warp"}, "train": {"sequence_disc": 3}},
+              "warp_flow_10": {"model": {"head": "warp"}, "train": {"flow_weight": 10.0}}}
 
 
 def techniques(steps: int = 20, rounds: int = 3) -> dict:
     """What each technique of `make quality` costs in training speed: steps/s at the quality preset (64x64,
     CPU float32) over today's defaults, and each technique added to the presets over the presets, in the same
     process, alternating rounds, medians kept. Unroll is timed past its ramp, where a step draws 0..R extra
-    generator passes (R/2 on average)."""
+    generator passes (R/2 on average). Flow targets are computed once before training: timed apart, per frame."""
     import tensorflow as tf
 
-    from trainer import data, store
+    from trainer import data, flows, store
     from trainer.plan import plan
     from trainer.train import Trainer
 
-    loops = {}
+    loops, figures = {}, {}
     with tempfile.TemporaryDirectory() as run_dir:
         base = resolve("quality", None, {"data": {"videos": (str(CLIP),)}})
         configs = {"defaults": base, **{name: apply(base, extra) for name, extra in TECHNIQUES.items()},
@@ -229,7 +230,12 @@ def techniques(steps: int = 20, rounds: int = 3) -> dict:
             frames = store.open_store(config, plans, "train", Path(run_dir) / name / "frames")
             trainer = Trainer(config, Path(run_dir) / name, tf.distribute.get_strategy(), "float32")
             trainer.step.assign(config.train.steps)  # past the unroll ramp
-            batches = iter(data.train_batches(config, frames, 0))
+            targets = None
+            if config.train.flow_weight:
+                took = timed(lambda c=config, f=frames: flows.open_flows(f, c.data.stride))
+                figures["flow_targets_s_per_frame"] = round(took / len(np.unique(frames.rows[:, 1:])), 4)
+                targets = flows.open_flows(frames, config.data.stride)
+            batches = iter(data.train_batches(config, frames, 0, flows=targets))
             loops[name] = (lambda w, trainer=trainer: trainer.step_fn(w)["gen"], batches)
         rates: dict[str, list[float]] = {name: [] for name in loops}
         for step, batches in loops.values():  # trace and warm up
@@ -238,7 +244,7 @@ def techniques(steps: int = 20, rounds: int = 3) -> dict:
             for name, (step, batches) in loops.items():
                 rates[name].append(steps / timed(lambda s=step, b=batches: [float(s(next(b))) for _ in range(steps)]))
     base = float(np.median(rates["defaults"]))
-    figures = {"defaults_steps_per_s": round(base, 2)}
+    figures["defaults_steps_per_s"] = round(base, 2)
     for name in TECHNIQUES:
         figures[f"{name}_vs_defaults"] = round(float(np.median(rates[name])) / base, 2)
     presets = float(np.median(rates["jitter_0_unroll_4_mask"]))
