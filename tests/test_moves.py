@@ -59,6 +59,6 @@ def test_the_true_shift_is_exact_an_untrained_warp_head_has_not_moved_yet_and_a_
         assert all(abs(dx + 2) < 0.25 for _, dx in fits[name]["shift_and_flow"]), fits[name]
         assert fits[name]["moving_l1"] < 0.2 * fits["persistence_l1"]
     assert all(abs(dx + 2) < 0.05 for _, dx in fits["dis_4x"]["shift_and_flow"]), fits["dis_4x"]
-    assert all(-2 < dx < -1.5 for _, dx in fits["dis_1x"]["shift_and_flow"]), fits["dis_1x"]
+    assert all(-2.5 < dx < -1 for _, dx in fits["dis_1x"]["shift_and_flow"]), fits["dis_1x"]
     assert fits["dis_4x"]["moving_l1"] < 0.5 * fits["persistence_l1"]
     assert "fitted from still: " in "\n".join(summary(report)) and "DIS at 4x size: " in "\n".join(summary(report))

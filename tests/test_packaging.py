@@ -5,7 +5,9 @@ import tomllib
 
 from conftest import ROOT
 
-TRAINING_ONLY = {"tensorflow", "keras", "tensorboard", "onnx", "onnxconverter-common", "tf2onnx"}
+TRAINING_ONLY = {"tensorflow", "keras", "tensorboard", "onnx", "onnxconverter-common", "tf2onnx",
+                 "opencv-python-headless"}
+MODULES = {"opencv_python_headless": "cv2"}  # packages imported under another name
 
 
 def requirements(extra: str | None) -> set[str]:
@@ -37,4 +39,5 @@ def test_a_gpu_training_machine_gets_cuda_tensorflow_and_the_gpu_runner():
 def test_the_training_commands_name_the_extra_for_every_module_it_brings():
     from trainer.extras import TRAINING
 
-    assert {name.replace("-", "_") for name in requirements("train") - requirements("cpu")} == TRAINING
+    packages = {name.replace("-", "_") for name in requirements("train") - requirements("cpu")}
+    assert {MODULES.get(name, name) for name in packages} == TRAINING

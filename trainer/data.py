@@ -8,12 +8,16 @@ order is shuffled as indices and a block of windows costs a few bytes each until
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import tensorflow as tf
 
 from infer.config import Config
 from infer.frames import model_from_levels
-from trainer.flows import FlowStore
 from trainer.store import FrameStore
+
+if TYPE_CHECKING:
+    from trainer.flows import FlowStore
 
 
 def to_model_range(frames: tf.Tensor) -> tf.Tensor:

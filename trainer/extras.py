@@ -9,7 +9,8 @@ from contextlib import contextmanager
 from infer.errors import UserError
 
 # What the `train` and `gpu` extras bring that the lean runner's install lacks (pyproject.toml).
-TRAINING = {"tensorflow", "keras", "tensorboard", "onnx", "onnxconverter_common", "tf2onnx"}
+# By module name: opencv-python-headless is imported as cv2.
+TRAINING = {"tensorflow", "keras", "tensorboard", "onnx", "onnxconverter_common", "tf2onnx", "cv2"}
 
 
 @contextmanager

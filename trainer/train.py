@@ -205,7 +205,8 @@ class Trainer:
                 context = self._noisy(context, step)
             if t.flow_weight:
                 fake, flow = self.with_flow(context, training=True)
-                flow_l1 = self._average(self._per_window(tf.abs(flow - tf.gather(flow_targets, k - 1 + depth, axis=1))))
+                wanted = tf.cast(tf.gather(flow_targets, k - 1 + depth, axis=1), tf.float32)  # into the target
+                flow_l1 = self._average(self._per_window(tf.abs(flow - wanted)))
             else:
                 fake = self.generator(context, training=True)
             real_logits = self.discriminator([*context, target], training=True)
