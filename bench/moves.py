@@ -118,6 +118,8 @@ def shifts(newest: np.ndarray, truth: np.ndarray, moving: np.ndarray) -> tuple[l
     carried pixels of every window (none where the window is left out)."""
     shifted, carried = [], np.zeros_like(moving)
     for i in range(len(truth)):
+        if moving[i].sum() < SOME:  # too few to carry
+            continue
         shift = true_shift(newest[i], truth[i], moving[i])
         carries = moving[i] & (np.abs(np.roll(newest[i], shift, axis=1) - truth[i]).mean(-1) < CARRIED)
         if carries.sum() >= SOME:
