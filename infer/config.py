@@ -81,6 +81,7 @@ class TrainConfig:
     # The warp head's flow against DIS flow between the real frames (pixels, L1; 0: none): a flow target that
     # says which way things go (trainer/flows.py).
     flow_weight: float = 0.0
+    flow_floor: float = 0.0  # the flow target counts only where it moves at least this many pixels (0: everywhere)
     lr_decay: bool = True  # linear decay to 0 over the second half (pix2pix)
     precision: str = "auto"  # auto: mixed_float16 on GPU, float32 on CPU
     strategy: str = "auto"  # auto: multiworker with TF_CONFIG, mirrored on >1 GPU, else default
@@ -176,6 +177,9 @@ class Config:
         if t.sequence_disc == 1 or t.sequence_disc < 0 or t.sequence_weight < 0:
             raise UserError(f"sequence_disc is the number of generated frames judged together: 0 (none) or 2 or more, "
                             f"and sequence_weight >= 0 (got {t.sequence_disc}, {t.sequence_weight})")
+        if t.flow_floor < 0 or (t.flow_floor and not t.flow_weight):
+            raise UserError(f"flow_floor is where the flow target counts (pixels): give >= 0, and a flow_weight with "
+                            f"it (got {t.flow_floor} with flow_weight {t.flow_weight})")
         if t.flow_weight < 0 or (t.flow_weight and m.head != "warp"):
             raise UserError(f"flow_weight weighs the warp head's flow against a flow target: give >= 0, and with it "
                             f"--head warp (got {t.flow_weight} with the {m.head} head)")

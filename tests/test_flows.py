@@ -95,3 +95,17 @@ def test_a_run_with_flow_targets_trains_and_keeps_them_beside_its_frames(square_
     run = train(config, tmp_path / "run")
     assert (run / "metrics.json").is_file() and (run / "frames" / "train-flow.npy").is_file()
     assert re.search(r"  flow \d", capsys.readouterr().out)  # the progress line reports the flow loss
+
+
+def test_above_a_floor_the_flow_target_counts_only_where_it_moves():
+    """A flow of 1 pixel everywhere against a target that moves one pixel of four 3 pixels left: everywhere, the
+    error is (4 + 1 + 6 x 1) / 8 values; above a floor of 0.5 pixels, only that pixel's (4 + 1) / 2."""
+    from trainer.train import flow_error
+
+    wanted = np.zeros((1, 2, 2, 2), np.float32)
+    wanted[0, 0, 0] = (-3, 0)
+    flow = tf.ones_like(wanted)
+    assert float(flow_error(flow, wanted, 0.0)[0]) == 11 / 8
+    assert float(flow_error(flow, wanted, 0.5)[0]) == 2.5
+    with pytest.raises(UserError, match="flow_floor is where the flow target counts"):
+        resolve("tiny", None, {"train": {"flow_floor": 0.5}})

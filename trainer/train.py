@@ -206,7 +206,7 @@ class Trainer:
             if t.flow_weight:
                 fake, flow = self.with_flow(context, training=True)
                 wanted = tf.cast(tf.gather(flow_targets, k - 1 + depth, axis=1), tf.float32)  # into the target
-                flow_l1 = self._average(self._per_window(tf.abs(flow - wanted)))
+                flow_l1 = self._average(flow_error(flow, wanted, t.flow_floor))
             else:
                 fake = self.generator(context, training=True)
             real_logits = self.discriminator([*context, target], training=True)
@@ -266,6 +266,17 @@ class Trainer:
 
     def loss_scale(self) -> float | None:
         return float(self.gen_opt.dynamic_scale.numpy()) if hasattr(self.gen_opt, "dynamic_scale") else None
+
+
+def flow_error(flow: tf.Tensor, wanted: tf.Tensor, floor: float) -> tf.Tensor:
+    """Per-window mean |flow - wanted| (pixels), over the pixels where `wanted` moves at least `floor` pixels (0:
+    all). Over all pixels, a target that is 0 on the still street asks for 0 wherever the model is unsure where
+    things are; above a floor, it asks only where they go."""
+    error = tf.abs(flow - wanted)
+    if not floor:
+        return tf.reduce_mean(error, axis=[1, 2, 3])
+    counted = tf.cast(tf.reduce_max(tf.abs(wanted), axis=-1, keepdims=True) >= floor, tf.float32)
+    return tf.reduce_sum(error * counted, axis=[1, 2, 3]) / tf.maximum(2 * tf.reduce_sum(counted, axis=[1, 2, 3]), 1)
 
 
 def gradient_difference(fake: tf.Tensor, target: tf.Tensor) -> tf.Tensor:
