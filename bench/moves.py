@@ -41,9 +41,9 @@ from infer.frames import model_from_levels
 from trainer import flows, model, store
 from trainer.plan import plan
 from trainer.rundir import read_config
+from trainer.train import warp_error
 
 FIT_STEPS, FIT_RATE = 300, 0.05  # Adam steps and rate of the fitted flow: enough to travel 15 pixels
-FIT_SMOOTHNESS = 0.01  # weight of the fitted flow's mean |gradient| (pixels per pixel) against its L1
 MOVES = 0.2  # a pixel moves when the truth differs from the newest frame by more than this, in [-1, 1]
 SHIFTS = range(-4, 5)
 SOME = 10  # carried pixels a window needs before its shift and a flow's median there are read
@@ -160,33 +160,21 @@ def fitted(newest: np.ndarray, truth: np.ndarray, moving: np.ndarray, carried: n
 
 
 def fitted_flow(newest: np.ndarray, truth: np.ndarray, start: np.ndarray) -> np.ndarray:
-    """A flow per pixel that carries `newest` onto `truth` as well as gradient descent from `start` finds: L1 of
-    the warp at full, half and quarter size (the flow halved with the picture, so a move of 3-4 pixels is within
-    the one pixel a bilinear warp's gradient sees at a quarter size), plus a little smoothness."""
-    def half(x: tf.Tensor) -> tf.Tensor:
-        return tf.nn.avg_pool2d(x, 2, 2, "VALID")
-
-    frame0, target0 = tf.constant(newest), tf.constant(truth)
+    """A flow per pixel that carries `newest` onto `truth` as well as gradient descent from `start` finds under the
+    trainer's warp loss (`--warp-weight`: L1 of the warp at three sizes, plus a little smoothness)."""
+    frame, target = tf.constant(newest), tf.constant(truth)
     flow = tf.Variable(start)
     optimizer = keras.optimizers.Adam(FIT_RATE)
 
     @tf.function
     def step() -> None:
         with tf.GradientTape() as tape:
-            frame, target, moved, loss = frame0, target0, tf.convert_to_tensor(flow), 0.0
-            smoothness = (tf.reduce_mean(tf.abs(moved[:, 1:] - moved[:, :-1]))
-                          + tf.reduce_mean(tf.abs(moved[:, :, 1:] - moved[:, :, :-1])))
-            for level in range(3):
-                if level:
-                    frame, target, moved = half(frame), half(target), half(moved) / 2
-                loss += tf.reduce_mean(tf.abs(model.warp(frame, moved) - target)) / 3
-            loss += FIT_SMOOTHNESS * smoothness
+            loss = tf.reduce_mean(warp_error(frame, tf.convert_to_tensor(flow), target))
         optimizer.apply([tape.gradient(loss, flow)], [flow])
 
     for _ in range(FIT_STEPS):
         step()
     return flow.numpy()
-
 
 def summary(report: dict) -> list[str]:
     lines = [f"{report['windows']} windows; {report['moving_share']:.1%} of pixels move, {report['carried_share']:.0%} "

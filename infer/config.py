@@ -82,6 +82,8 @@ class TrainConfig:
     # says which way things go (trainer/flows.py).
     flow_weight: float = 0.0
     flow_floor: float = 0.0  # the flow target counts only where it moves at least this many pixels (0: everywhere)
+    # The warp loss (0: none): the newest frame warped by the warp head's flow against the target, plus smoothness.
+    warp_weight: float = 0.0
     lr_decay: bool = True  # linear decay to 0 over the second half (pix2pix)
     precision: str = "auto"  # auto: mixed_float16 on GPU, float32 on CPU
     strategy: str = "auto"  # auto: multiworker with TF_CONFIG, mirrored on >1 GPU, else default
@@ -183,6 +185,9 @@ class Config:
         if t.flow_weight < 0 or (t.flow_weight and m.head != "warp"):
             raise UserError(f"flow_weight weighs the warp head's flow against a flow target: give >= 0, and with it "
                             f"--head warp (got {t.flow_weight} with the {m.head} head)")
+        if t.warp_weight < 0 or (t.warp_weight and m.head != "warp"):
+            raise UserError(f"warp_weight weighs the warp head's flow by how well it warps: give >= 0, and with it "
+                            f"--head warp (got {t.warp_weight} with the {m.head} head)")
         if t.flow_weight and (d.jitter or d.mirror):
             raise UserError("flow targets are computed on the frames as stored: give --jitter 0 and no --mirror with "
                             "flow_weight")

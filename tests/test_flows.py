@@ -109,3 +109,23 @@ def test_above_a_floor_the_flow_target_counts_only_where_it_moves():
     assert float(flow_error(flow, wanted, 0.5)[0]) == 2.5
     with pytest.raises(UserError, match="flow_floor is where the flow target counts"):
         resolve("tiny", None, {"train": {"flow_floor": 0.5}})
+
+
+def test_the_warp_loss_prefers_a_flow_that_follows_and_a_step_reports_it(square_video, tmp_path):
+    """A textured frame moved 2 pixels right: warped by -2 everywhere it is the target but for the 2 columns that
+    came in at the left edge; left still, it is wrong everywhere the texture changes."""
+    from trainer.train import Trainer, warp_error
+
+    newest = np.random.default_rng(0).uniform(-1, 1, (1, 64, 64, 3)).astype(np.float32)
+    target = np.roll(newest, 2, axis=2)
+    follow = np.zeros((1, 64, 64, 2), np.float32)
+    follow[..., 0] = -2
+    assert float(warp_error(newest, follow, target)[0]) < 0.15 * float(warp_error(newest, 0 * follow, target)[0])
+    config = resolve("tiny", None, {"data": {"videos": (str(square_video),)}, "model": {"head": "warp"},
+                                    "train": {"warp_weight": 10.0}})
+    trainer = Trainer(config, tmp_path, tf.distribute.get_strategy(), "float32")
+    frames = store.open_store(config, plan(config), "train", tmp_path)
+    window = data.to_model_range(frames.gather(tf.constant(frames.rows[:1])))
+    assert float(trainer._train_step(window, tf.constant(0), tf.constant(0, tf.int64))["warp"]) > 0
+    with pytest.raises(UserError, match="warp_weight weighs the warp head's flow"):
+        resolve("tiny", None, {"model": {"head": "mask"}, "train": {"warp_weight": 1.0}})

@@ -32,6 +32,7 @@ PREVIEW_FPS = 8
 # runs ahead with the next steps. A NaN shows up at the next read at the latest, and checkpoints check
 # the weights themselves.
 READ_EVERY = 10
+WARP_SMOOTHNESS = 0.01  # the warp loss's weight on the flow's mean |gradient| (pixels per pixel) against its L1
 SAMPLES = 4  # windows drawn at every eval
 
 
@@ -111,7 +112,7 @@ class Trainer:
                 self.sequence_opt = optimizer(config, precision)
                 self.sequence_opt.build(self.sequence_disc.trainable_variables)
                 parts = {"sequence_disc": self.sequence_disc, "sequence_opt": self.sequence_opt}
-            if config.train.flow_weight:  # the same generator, its flow read out beside the frame
+            if config.train.flow_weight or config.train.warp_weight:  # the generator, its flow read out too
                 self.with_flow = keras.Model(self.generator.inputs, [self.generator.outputs[0],
                                                                      self.generator.get_layer("next_frame").input[1]])
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
@@ -203,10 +204,8 @@ class Trainer:
                 context, target = self._unroll(context, depth), tf.gather(window, k + depth, axis=1)
             if t.noise:
                 context = self._noisy(context, step)
-            if t.flow_weight:
+            if t.flow_weight or t.warp_weight:
                 fake, flow = self.with_flow(context, training=True)
-                wanted = tf.cast(tf.gather(flow_targets, k - 1 + depth, axis=1), tf.float32)  # into the target
-                flow_l1 = self._average(flow_error(flow, wanted, t.flow_floor))
             else:
                 fake = self.generator(context, training=True)
             real_logits = self.discriminator([*context, target], training=True)
@@ -220,8 +219,12 @@ class Trainer:
                                       + self._per_window(self.bce(tf.zeros_like(fake_logits), fake_logits)))
             losses = {"gan": gan, "l1": l1, "disc": disc_loss}
             if t.flow_weight:
-                losses["flow"] = flow_l1
-                gen_loss += t.flow_weight * flow_l1
+                wanted = tf.cast(tf.gather(flow_targets, k - 1 + depth, axis=1), tf.float32)  # into the target
+                losses["flow"] = self._average(flow_error(flow, wanted, t.flow_floor))
+                gen_loss += t.flow_weight * losses["flow"]
+            if t.warp_weight:
+                losses["warp"] = self._average(warp_error(context[-1], flow, target))
+                gen_loss += t.warp_weight * losses["warp"]
             if t.sequence_disc:
                 losses["seq_gan"], losses["seq_disc"] = self._sequence_losses(real_context, window)
                 gen_loss += t.sequence_weight * losses["seq_gan"]
@@ -266,6 +269,23 @@ class Trainer:
 
     def loss_scale(self) -> float | None:
         return float(self.gen_opt.dynamic_scale.numpy()) if hasattr(self.gen_opt, "dynamic_scale") else None
+
+
+def warp_error(newest: tf.Tensor, flow: tf.Tensor, target: tf.Tensor) -> tf.Tensor:
+    """The warp loss, per window: L1 of `newest` warped by `flow` against `target` at full, half and quarter size
+    (the flow halved with the picture, so a move of 3-4 pixels is within the one pixel a bilinear warp's gradient
+    sees at a quarter size), plus a little smoothness. `bench.moves --fit-flow` fits flows to it."""
+    def half(x: tf.Tensor) -> tf.Tensor:
+        return tf.nn.avg_pool2d(x, 2, 2, "VALID")
+
+    smoothness = (tf.reduce_mean(tf.abs(flow[:, 1:] - flow[:, :-1]), axis=[1, 2, 3])
+                  + tf.reduce_mean(tf.abs(flow[:, :, 1:] - flow[:, :, :-1]), axis=[1, 2, 3]))
+    error = 0.0
+    for level in range(3):
+        if level:
+            newest, target, flow = half(newest), half(target), half(flow) / 2
+        error += tf.reduce_mean(tf.abs(model.warp(newest, flow) - target), axis=[1, 2, 3]) / 3
+    return error + WARP_SMOOTHNESS * smoothness
 
 
 def flow_error(flow: tf.Tensor, wanted: tf.Tensor, floor: float) -> tf.Tensor:
