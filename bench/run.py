@@ -202,10 +202,11 @@ TECHNIQUES = {"residual": {"model": {"head": "residual"}}, "noise_0.05": {"train
               "jitter_0_unroll_4": {"data": {"jitter": 0.0}, "train": {"unroll": 4}},
               "jitter_0_unroll_4_mask": ALIVE}
 # What #20 adds on top of the presets (`ALIVE`), measured against them: the warp head, the sequence discriminator,
-# both, and the warp head with flow targets.
+# both, and the warp head with flow targets or the warp loss.
 ON_PRESETS = {"warp": {"model": {"head": "warp"}}, "sequence_disc_3": {"train": {"sequence_disc": 3}},
               "warp_sequence_disc_3": {"model": {"head": "warp"}, "train": {"sequence_disc": 3}},
-              "warp_flow_10": {"model": {"head": "warp"}, "train": {"flow_weight": 10.0}}}
+              "warp_flow_10": {"model": {"head": "warp"}, "train": {"flow_weight": 10.0}},
+              "warp_loss_50": {"model": {"head": "warp"}, "train": {"warp_weight": 50.0}}}
 
 
 def techniques(steps: int = 20, rounds: int = 3) -> dict:
