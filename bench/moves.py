@@ -176,6 +176,7 @@ def fitted_flow(newest: np.ndarray, truth: np.ndarray, start: np.ndarray) -> np.
         step()
     return flow.numpy()
 
+
 def summary(report: dict) -> list[str]:
     lines = [f"{report['windows']} windows; {report['moving_share']:.1%} of pixels move, {report['carried_share']:.0%} "
              "of those carried by their window's shift"]

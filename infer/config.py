@@ -180,7 +180,7 @@ class Config:
             raise UserError(f"sequence_disc is the number of generated frames judged together: 0 (none) or 2 or more, "
                             f"and sequence_weight >= 0 (got {t.sequence_disc}, {t.sequence_weight})")
         if t.flow_floor < 0 or (t.flow_floor and not t.flow_weight):
-            raise UserError(f"flow_floor is where the flow target counts (pixels): give >= 0, and a flow_weight with "
+            raise UserError(f"flow_floor is where the flow target counts (pixels): give >= 0, and --flow-weight with "
                             f"it (got {t.flow_floor} with flow_weight {t.flow_weight})")
         if t.flow_weight < 0 or (t.flow_weight and m.head != "warp"):
             raise UserError(f"flow_weight weighs the warp head's flow against a flow target: give >= 0, and with it "

@@ -3,6 +3,8 @@ once beside the frame store, served with each window, and pulling the warp head'
 
 import json
 import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -107,8 +109,9 @@ def test_above_a_floor_the_flow_target_counts_only_where_it_moves():
     flow = tf.ones_like(wanted)
     assert float(flow_error(flow, wanted, 0.0)[0]) == 11 / 8
     assert float(flow_error(flow, wanted, 0.5)[0]) == 2.5
-    with pytest.raises(UserError, match="flow_floor is where the flow target counts"):
-        resolve("tiny", None, {"train": {"flow_floor": 0.5}})
+    for refused in ({"flow_floor": 0.5}, {"flow_floor": -1.0, "flow_weight": 1.0}):
+        with pytest.raises(UserError, match="flow_floor is where the flow target counts"):
+            resolve("tiny", None, {"data": {"jitter": 0.0}, "model": {"head": "warp"}, "train": refused})
 
 
 def test_the_warp_loss_prefers_a_flow_that_follows_and_a_step_reports_it(square_video, tmp_path):
@@ -129,3 +132,12 @@ def test_the_warp_loss_prefers_a_flow_that_follows_and_a_step_reports_it(square_
     assert float(trainer._train_step(window, tf.constant(0), tf.constant(0, tf.int64))["warp"]) > 0
     with pytest.raises(UserError, match="warp_weight weighs the warp head's flow"):
         resolve("tiny", None, {"model": {"head": "mask"}, "train": {"warp_weight": 1.0}})
+
+
+def test_the_command_line_carries_the_flow_options_into_the_config(square_video):
+    options = ["--preset", "tiny", "--head", "warp", "--jitter", "0", "--flow-weight", "10", "--flow-floor", "0.5",
+               "--warp-weight", "5", "--dry-run"]
+    result = subprocess.run([sys.executable, "-m", "trainer.cli", str(square_video), *options], capture_output=True,
+                            text=True, timeout=300)
+    train = json.loads(result.stdout)["config"]["train"]
+    assert (train["flow_weight"], train["flow_floor"], train["warp_weight"]) == (10.0, 0.5, 5.0), result.stderr

@@ -87,10 +87,11 @@ def cli(
     = None,
     flow_weight: Annotated[float | None, typer.Option(help="Weight of the warp head's flow against DIS flow "
                                                       "between the real frames (0: none).")] = None,
+    flow_floor: Annotated[float | None, typer.Option(help="With --flow-weight: the flow target counts only where it "
+                                                     "moves at least this many pixels, across or down (0: "
+                                                     "everywhere).")] = None,
     warp_weight: Annotated[float | None, typer.Option(help="Weight of the warp loss: the newest frame warped by "
                                                       "the warp head's flow against the target (0: none).")] = None,
-    flow_floor: Annotated[float | None, typer.Option(help="The flow target counts only where it moves at least this "
-                                                     "many pixels (0: everywhere).")] = None,
     l1_weight: Annotated[float | None, typer.Option(help="Weight of the L1 loss against the GAN loss.")] = None,
     gradient_weight: Annotated[float | None, typer.Option(help="Weight of a gradient-difference (edge) loss.")]
     = None,
@@ -121,8 +122,7 @@ def cli(
                   "xla": xla, "seed": seed, "deterministic": deterministic, "noise": noise, "unroll": unroll,
                   "unroll_grad": unroll_grad, "sequence_disc": sequence_disc, "sequence_weight": sequence_weight,
                   "flow_weight": flow_weight, "flow_floor": flow_floor, "warp_weight": warp_weight,
-                  "l1_weight": l1_weight,
-                  "gradient_weight": gradient_weight, "best_by": best_by},
+                  "l1_weight": l1_weight, "gradient_weight": gradient_weight, "best_by": best_by},
     })
     plans = plan(config)
     for planned in plans:

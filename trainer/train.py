@@ -289,9 +289,10 @@ def warp_error(newest: tf.Tensor, flow: tf.Tensor, target: tf.Tensor) -> tf.Tens
 
 
 def flow_error(flow: tf.Tensor, wanted: tf.Tensor, floor: float) -> tf.Tensor:
-    """Per-window mean |flow - wanted| (pixels), over the pixels where `wanted` moves at least `floor` pixels (0:
-    all). Over all pixels, a target that is 0 on the still street asks for 0 wherever the model is unsure where
-    things are; above a floor, it asks only where they go."""
+    """Per-window mean |flow - wanted| (pixels), over the pixels where `wanted` moves at least `floor` pixels
+    across or down (0: all). Over all pixels, a target that is 0 on the still street asks for 0 wherever the model
+    is unsure where things are; above a floor, it asks only where they go (each window over its own movers, so one
+    with a few weighs as much as a busy one, and one with none adds 0)."""
     error = tf.abs(flow - wanted)
     if not floor:
         return tf.reduce_mean(error, axis=[1, 2, 3])
